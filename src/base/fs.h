@@ -1,0 +1,40 @@
+// Durable file operations: every write that the store relies on goes through
+// write_file_atomic (temp name, fsync, rename, directory fsync).
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <string_view>
+
+#include "base/error.h"
+#include "base/fd.h"
+
+namespace togo::fs {
+
+/// A name unlikely to collide, for staging: "<prefix><pid>-<random hex>".
+std::string temp_name(std::string_view prefix);
+
+/// Writes `data` to `dirfd/name` so that after return the new content is
+/// durable and a crash at any point leaves either the old or the new file.
+Result<void> write_file_atomic(int dirfd, const std::string& name, std::string_view data,
+                               mode_t mode = 0644);
+/// Reads a whole file relative to `dirfd` (no symlink following at the end).
+Result<std::string> read_file(int dirfd, const std::string& path);
+/// fsync of a directory, so renames and creations in it are durable.
+Result<void> sync_dir(int dirfd, const std::string& what);
+/// Creates every missing directory of an absolute or relative path.
+Result<void> make_dirs(const std::string& path, mode_t mode = 0755);
+/// Removes `dirfd/name` and everything under it, never following symlinks,
+/// making read-only directories writable as it goes. Missing is not an error.
+Result<void> remove_tree(int dirfd, const std::string& name);
+/// Size in bytes of all regular files under a directory (hardlinks once).
+Result<unsigned long long> tree_size(int dirfd);
+
+/// Joins path parts with exactly one '/'.
+std::string join(std::string_view a, std::string_view b);
+/// The absolute form of `path` against the current directory (no symlink
+/// resolution, `.` and `..` folded lexically).
+std::string absolute(std::string_view path);
+
+}  // namespace togo::fs

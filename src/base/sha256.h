@@ -1,0 +1,33 @@
+// SHA-256 through OpenSSL's libcrypto (hardware-accelerated where the CPU allows).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace togo {
+
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+
+  void update(const void* data, size_t size);
+  void update(std::string_view s) { update(s.data(), s.size()); }
+  /// The digest as 64 lowercase hex characters; the object is spent after.
+  std::string hex();
+
+  /// "sha256:<hex>" of a whole buffer.
+  static std::string digest_of(std::string_view data);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+/// True if `s` is "sha256:" followed by 64 lowercase hex digits.
+bool is_sha256_digest(std::string_view s);
+
+}  // namespace togo

@@ -1,0 +1,29 @@
+// Small text helpers: aligned tables for people, JSON for programs.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace togo::text {
+
+/// Rows of cells printed as columns separated by two spaces; the first row is
+/// the header. The last column is not padded.
+std::string table(const std::vector<std::vector<std::string>>& rows);
+
+/// A JSON string literal, quotes included.
+std::string json_quote(std::string_view s);
+
+/// Sizes for people: "512 B", "1.5 KiB", "23.0 MiB".
+std::string human_size(uint64_t bytes);
+
+/// "3 seconds ago", "2 days ago" for a Unix time in the past.
+std::string ago(int64_t when, int64_t now);
+
+/// Splits on a single character; empty fields are kept.
+std::vector<std::string> split(std::string_view s, char sep);
+
+bool starts_with(std::string_view s, std::string_view prefix);
+
+}  // namespace togo::text
