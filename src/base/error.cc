@@ -12,10 +12,11 @@ std::unexpected<Error> sys_error(int err, const std::string& what) {
   return std::unexpected(std::move(e));
 }
 
-std::unexpected<Error> error(ErrorKind kind, std::string message) {
+std::unexpected<Error> error(ErrorKind kind, std::string message, std::string hint) {
   Error e;
   e.kind = kind;
   e.message = std::move(message);
+  e.hint = std::move(hint);
   return std::unexpected(std::move(e));
 }
 

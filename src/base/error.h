@@ -24,6 +24,7 @@ struct Error {
   ErrorKind kind = ErrorKind::kFailed;
   std::string message;
   std::string hint;  // optional: what to do about it
+  int exit_code = 0; // optional: the exit status to use instead of the kind's
 
   /// Adds "<what>: " in front of the message.
   Error&& context(const std::string& what) && {
@@ -41,8 +42,8 @@ using Result = std::expected<T, Error>;
 
 /// An error from a failed syscall: "<what>: strerror(err)".
 std::unexpected<Error> sys_error(int err, const std::string& what);
-/// An error with a plain message and a kind.
-std::unexpected<Error> error(ErrorKind kind, std::string message);
+/// An error with a plain message, a kind, and optionally what to do about it.
+std::unexpected<Error> error(ErrorKind kind, std::string message, std::string hint = {});
 inline std::unexpected<Error> error(std::string message) {
   return error(ErrorKind::kFailed, std::move(message));
 }

@@ -1,0 +1,55 @@
+// The command line: a table of verbs with their options, and a parser that
+// turns argv into an Invocation or a usage error. Pure, unit-tested.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+
+namespace togo::cli {
+
+struct OptionSpec {
+  std::string name;        // "--name"
+  std::string value_name;  // "N"; empty for a flag
+  std::string help;
+};
+
+struct VerbSpec {
+  std::string name;     // "image import"
+  std::string args;     // "PATH|-" for the usage line
+  std::string summary;  // one line for `togo help`
+  std::vector<OptionSpec> options;
+  size_t min_args = 0, max_args = 0;
+  bool rest = false;    // takes a trailing command (after its arguments or --)
+  std::string details;  // more lines for `togo help VERB`
+};
+
+struct Invocation {
+  std::optional<std::string> store;
+  const VerbSpec* verb = nullptr;  // null: no verb given
+  std::vector<std::string> args;
+  std::map<std::string, std::string> values;  // options with a value
+  std::set<std::string> flags;                // options without one
+  std::vector<std::string> rest;              // the trailing command
+  bool help = false;                          // -h/--help was given
+
+  bool flag(const std::string& name) const { return flags.count(name) > 0; }
+  std::optional<std::string> value(const std::string& name) const;
+};
+
+/// Parses argv (without argv[0]). Global options (--store, --help) may come
+/// before or after the verb; a verb's trailing command starts at "--" or at
+/// the first word after its last argument.
+Result<Invocation> parse(const std::vector<std::string>& argv, const std::vector<VerbSpec>& verbs);
+
+/// The verb whose name is `name` ("image ls"), or null.
+const VerbSpec* find_verb(const std::vector<VerbSpec>& verbs, const std::string& name);
+
+/// "togo image import PATH|- [--name N]"
+std::string usage_line(const VerbSpec& verb);
+
+}  // namespace togo::cli

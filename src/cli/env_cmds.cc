@@ -1,0 +1,142 @@
+// togo create | ls | rm
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+
+#include "base/sys.h"
+#include "base/text.h"
+#include "cli/commands.h"
+#include "cli/env_spec.h"
+#include "image/import.h"
+#include "runtime/overlay_probe.h"
+#include "store/envs.h"
+#include "store/layout.h"
+
+namespace togo::cli {
+
+namespace {
+
+std::unexpected<Error> no_such_env(const std::string& name) {
+  return error(ErrorKind::kNotFound, name + ": no such environment",
+               "`togo ls` lists environments; `togo create " + name +
+                   " --image IMAGE` makes one");
+}
+
+// Running means a `togo run` holds the env's lock.
+bool is_running(store::Store& st, const store::EnvRecord& env) {
+  auto fd = sys::open_at(st.fd(), store::env_paths(env.id).lock, O_RDONLY | O_NOFOLLOW);
+  if (!fd) return false;
+  return ::flock(fd->get(), LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+}
+
+}  // namespace
+
+Result<int> cmd_create(Context& c) {
+  const std::string& name = c.inv.args[0];
+  if (!store::valid_env_name(name))
+    return error(ErrorKind::kUsage, "create " + name + ": not a valid environment name",
+                 "use up to 63 letters, digits, '.', '_' or '-', starting with a letter or digit");
+  auto image_name = c.inv.value("--image");
+  if (!image_name)
+    return error(ErrorKind::kUsage, "create " + name + ": --image is required",
+                 "`togo image ls` lists images; `togo image create debian` builds one");
+  std::string mode = c.inv.value("--rootfs").value_or("");
+  if (!mode.empty() && mode != "overlay" && mode != "copy")
+    return error(ErrorKind::kUsage, "create " + name + ": --rootfs must be overlay or copy");
+
+  auto st = TRY(c.open_store(store::Store::Access::kWrite));
+  auto lock = TRY(st.lock_for_writing("create " + name));
+  if (TRY(st.catalog().find_env(name)))
+    return error(ErrorKind::kConflict, "create " + name + ": an environment of that name exists",
+                 "choose another name, or `togo rm " + name + "` first");
+  auto img = TRY(st.catalog().find_image(*image_name));
+  if (!img)
+    return error(ErrorKind::kNotFound, "create " + name + ": image " + *image_name + ": no such image",
+                 "`togo image ls` lists images; `togo image create debian` builds one");
+
+  store::EnvRecord env{store::new_env_id(), name, img->id, mode.empty() ? "overlay" : mode,
+                       static_cast<int64_t>(::time(nullptr))};
+  TRY_CTX(store::create_env(st, env,
+                            [&](const std::string& stage) -> Result<void> {
+                              if (env.rootfs == "overlay") {
+                                auto spec = overlay_spec(st.path(), *img, stage);
+                                auto probe = runtime::probe_overlay(spec);
+                                if (probe) return {};
+                                if (!mode.empty())
+                                  return std::unexpected(std::move(probe.error()).with_hint(
+                                      "use --rootfs copy on this host"));
+                                Context::notice("overlayfs is not usable here (" +
+                                                probe.error().message +
+                                                "); " + name + " gets a private copy of the image");
+                                env.rootfs = "copy";
+                              }
+                              // A private copy: each layer unpacked again from
+                              // its verified blob.
+                              Fd dir = TRY(sys::open_at(st.fd(), stage, O_RDONLY | O_DIRECTORY));
+                              for (auto& layer : img->layers)
+                                TRY(image::unpack_blob(st, layer, dir.get(), "rootfs",
+                                                       Context::notice));
+                              return {};
+                            }),
+          "create " + name);
+  std::printf("%s\n", name.c_str());
+  return 0;
+}
+
+Result<int> cmd_ls(Context& c) {
+  auto path = TRY(c.store_path());
+  std::vector<store::EnvRecord> envs;
+  std::optional<store::Store> st;
+  if (store::Store::exists(path)) {
+    st.emplace(TRY(store::Store::open(path, store::Store::Access::kRead)));
+    envs = TRY(st->catalog().envs());
+  }
+  auto image_name = [&](const std::string& id) {
+    auto img = st->catalog().find_image(id);
+    return img && *img ? (*img)->name : id.substr(7, 12);
+  };
+  if (c.json()) {
+    std::string out = "[";
+    for (size_t i = 0; i < envs.size(); i++) {
+      auto& e = envs[i];
+      out += (i ? "," : "") + std::string("{\"name\":") + text::json_quote(e.name) +
+             ",\"id\":" + text::json_quote(e.id) +
+             ",\"image\":" + text::json_quote(image_name(e.image_id)) +
+             ",\"image_id\":" + text::json_quote(e.image_id) +
+             ",\"rootfs\":" + text::json_quote(e.rootfs) +
+             ",\"state\":" + text::json_quote(is_running(*st, e) ? "running" : "stopped") +
+             ",\"created\":" + std::to_string(e.created) + "}";
+    }
+    std::printf("%s]\n", out.c_str());
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {{"NAME", "IMAGE", "STATE", "ROOTFS", "CREATED"}};
+  int64_t now = ::time(nullptr);
+  for (auto& e : envs)
+    rows.push_back({e.name, image_name(e.image_id), is_running(*st, e) ? "running" : "stopped",
+                    e.rootfs, text::ago(e.created, now)});
+  std::fputs(text::table(rows).c_str(), stdout);
+  return 0;
+}
+
+Result<int> cmd_rm(Context& c) {
+  auto path = TRY(c.store_path());
+  if (!store::Store::exists(path)) return no_such_env(c.inv.args[0]);
+  auto st = TRY(store::Store::open(path, store::Store::Access::kWrite));
+  auto lock = TRY(st.lock_for_writing("rm"));
+  for (auto& name : c.inv.args) {
+    auto env = TRY(st.catalog().find_env(name));
+    if (!env) return no_such_env(name);
+    Fd held = TRY(store::try_lock_env(st, *env));
+    if (!held.valid())
+      return error(ErrorKind::kConflict, "rm " + name + ": the environment is running",
+                   "end the `togo run " + name + "` sessions first");
+    TRY_CTX(store::remove_env(st, *env), "rm " + name);
+    std::printf("%s\n", name.c_str());
+  }
+  return 0;
+}
+
+}  // namespace togo::cli

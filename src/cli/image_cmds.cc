@@ -1,0 +1,163 @@
+// togo image import | create | ls | rm
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+#include "base/fs.h"
+#include "base/sys.h"
+#include "base/text.h"
+#include "cli/commands.h"
+#include "image/import.h"
+#include "store/layout.h"
+
+namespace togo::cli {
+
+namespace {
+
+// "rootfs.tar.gz" -> "rootfs"
+std::string name_from_path(const std::string& path) {
+  std::string base = path.substr(path.rfind('/') + 1);
+  for (const char* ext : {".gz", ".xz", ".zst", ".bz2", ".tgz", ".txz", ".tar"})
+    for (size_t n = std::string(ext).size();
+         base.size() > n && base.compare(base.size() - n, n, ext) == 0;)
+      base.resize(base.size() - n);
+  return base;
+}
+
+void print_imported(const store::ImageRecord& img) {
+  std::printf("%s %s\n", img.name.c_str(), img.id.substr(7, 12).c_str());
+}
+
+uint64_t image_size(store::Store& st, const store::ImageRecord& img) {
+  uint64_t total = 0;
+  for (auto& l : img.layers)
+    if (auto rec = st.catalog().find_layer(l); rec && *rec) total += (*rec)->size;
+  return total;
+}
+
+}  // namespace
+
+Result<int> cmd_image_import(Context& c) {
+  const std::string& path = c.inv.args[0];
+  std::string name = c.inv.value("--name").value_or(path == "-" ? "" : name_from_path(path));
+  if (name.empty())
+    return error(ErrorKind::kUsage, "image import -: --name is needed when reading stdin");
+  Fd file;
+  int in = STDIN_FILENO;
+  if (path != "-") {
+    file = TRY_CTX(sys::open_at(AT_FDCWD, path, O_RDONLY), "image import");
+    in = file.get();
+  }
+  auto st = TRY(c.open_store(store::Store::Access::kWrite));
+  image::ImportOptions opts{name, path == "-" ? "stdin" : fs::absolute(path), Context::notice, {}};
+  auto img = TRY_CTX(image::import_rootfs(st, in, opts), "image import");
+  print_imported(img);
+  return 0;
+}
+
+Result<int> cmd_image_create(Context& c) {
+  if (c.inv.args[0] != "debian")
+    return error(ErrorKind::kUsage, "image create " + c.inv.args[0] + ": unknown recipe",
+                 "the recipe available is `debian`");
+  std::string suite = c.inv.value("--suite").value_or("bookworm");
+  if (!store::valid_env_name(suite))
+    return error(ErrorKind::kUsage, "image create debian: --suite " + suite + ": not a suite name");
+  std::string name = c.inv.value("--name").value_or(suite == "bookworm" ? "debian" : "debian:" + suite);
+  std::vector<std::string> argv = {"mmdebstrap", "--variant=minbase", "--quiet", suite, "-"};
+  if (auto mirror = c.inv.value("--mirror")) argv.push_back(*mirror);
+  auto st = TRY(c.open_store(store::Store::Access::kWrite));
+
+  int fds[2];
+  TRY(sys::pipe(fds));
+  Fd out_r(fds[0]), out_w(fds[1]);
+  Context::notice("building Debian " + suite + " with mmdebstrap (this takes a while)");
+  pid_t pid = ::fork();
+  if (pid < 0) return sys_error(errno, "fork");
+  if (pid == 0) {
+    ::dup2(out_w.get(), STDOUT_FILENO);
+    std::vector<char*> a;
+    for (auto& s : argv) a.push_back(s.data());
+    a.push_back(nullptr);
+    ::execvp(a[0], a.data());
+    std::fprintf(stderr, "togo: image create debian: running mmdebstrap: %s\n", strerror(errno));
+    std::fprintf(stderr, "togo: hint: install it with `apt-get install mmdebstrap`\n");
+    ::_exit(127);
+  }
+  out_w.reset();
+  // mmdebstrap's status decides before the image is committed.
+  auto wait_mmdebstrap = [&]() -> Result<void> {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid = -1;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
+    return error(ErrorKind::kFailed,
+                 "mmdebstrap failed (" +
+                     (WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
+                                        : std::string("killed by a signal")) + ")",
+                 ::geteuid() != 0 ? "rootless mmdebstrap needs subordinate ids in /etc/subuid and "
+                                    "/etc/subgid; or run as root"
+                                  : "its messages above say why");
+  };
+  image::ImportOptions opts{name, "mmdebstrap " + suite, Context::notice, wait_mmdebstrap};
+  auto img = image::import_rootfs(st, out_r.get(), opts);
+  out_r.reset();
+  if (pid > 0) {
+    ::kill(pid, SIGTERM);
+    (void)wait_mmdebstrap();
+  }
+  if (!img) return std::unexpected(std::move(img.error()).context("image create debian"));
+  print_imported(*img);
+  return 0;
+}
+
+Result<int> cmd_image_ls(Context& c) {
+  auto path = TRY(c.store_path());
+  std::vector<store::ImageRecord> images;
+  std::optional<store::Store> st;
+  if (store::Store::exists(path)) {
+    st.emplace(TRY(store::Store::open(path, store::Store::Access::kRead)));
+    images = TRY(st->catalog().images());
+  }
+  if (c.json()) {
+    std::string out = "[";
+    for (size_t i = 0; i < images.size(); i++) {
+      auto& im = images[i];
+      std::string layers;
+      for (auto& l : im.layers) layers += (layers.empty() ? "" : ",") + text::json_quote(l);
+      out += (i ? "," : "") + std::string("{\"name\":") + text::json_quote(im.name) +
+             ",\"id\":" + text::json_quote(im.id) +
+             ",\"size\":" + std::to_string(image_size(*st, im)) +
+             ",\"created\":" + std::to_string(im.created) + ",\"layers\":[" + layers + "]" +
+             ",\"source\":" + text::json_quote(im.source) + "}";
+    }
+    std::printf("%s]\n", out.c_str());
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {{"NAME", "ID", "SIZE", "CREATED", "SOURCE"}};
+  int64_t now = ::time(nullptr);
+  for (auto& im : images)
+    rows.push_back({im.name, im.id.substr(7, 12), text::human_size(image_size(*st, im)),
+                    text::ago(im.created, now), im.source});
+  std::fputs(text::table(rows).c_str(), stdout);
+  return 0;
+}
+
+Result<int> cmd_image_rm(Context& c) {
+  auto path = TRY(c.store_path());
+  if (!store::Store::exists(path))
+    return error(ErrorKind::kNotFound, "image " + c.inv.args[0] + ": no such image (the store is empty)");
+  auto st = TRY(store::Store::open(path, store::Store::Access::kWrite));
+  for (auto& name : c.inv.args) {
+    TRY(image::remove_image(st, name));
+    std::printf("%s\n", name.c_str());
+  }
+  return 0;
+}
+
+}  // namespace togo::cli

@@ -1,0 +1,34 @@
+// togo's entry point: parse, dispatch, and print any error once, as one line.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "base/text.h"
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  using namespace togo;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto inv = cli::parse(args, cli::verbs());
+  auto report = [](const Error& e) {
+    std::fprintf(stderr, "togo: %s\n", e.message.c_str());
+    if (!e.hint.empty()) std::fprintf(stderr, "togo: hint: %s\n", e.hint.c_str());
+    return cli::exit_code_for(e);
+  };
+  if (!inv) return report(inv.error());
+  cli::Invocation help_inv;
+  if (!inv->verb || inv->help) {
+    // `togo`, `togo --help`, `togo VERB --help`: the help for it.
+    help_inv.verb = cli::find_verb(cli::verbs(), "help");
+    if (inv->verb && inv->verb->name != "help") {
+      for (auto& w : text::split(inv->verb->name, ' ')) help_inv.args.push_back(w);
+    }
+    cli::Context c(help_inv);
+    auto r = cli::cmd_help(c);
+    return r ? (inv->verb ? *r : (inv->help ? 0 : cli::kExitUsage)) : report(r.error());
+  }
+  cli::Context c(*inv);
+  auto r = cli::handler_for(*inv->verb)(c);
+  if (!r) return report(r.error());
+  return *r;
+}

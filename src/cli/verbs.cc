@@ -1,0 +1,104 @@
+#include <cstdio>
+#include <map>
+
+#include "cli/commands.h"
+#include "store/layout.h"
+
+namespace togo::cli {
+
+const std::vector<VerbSpec>& verbs() {
+  static const std::vector<VerbSpec> table = {
+      {"run", "NAME [-- CMD...]", "run a command in an environment (no CMD: a login shell)", {},
+       1, 1, true,
+       "The command's exit status is togo's (128+N if signal N ended it).\n"
+       "togo's own failures: 125; a command that cannot run: 126; not found: 127."},
+      {"create", "NAME", "create an environment from an image",
+       {{"--image", "IMAGE", "the image to start from (required)"},
+        {"--rootfs", "overlay|copy",
+         "how the root is assembled: overlayfs over the shared image (default when the host "
+         "allows it) or a private copy"}},
+       1, 1},
+      {"ls", "", "list environments", {{"--json", "", "print JSON"}}},
+      {"rm", "NAME...", "remove environments and everything they wrote", {}, 1, 64},
+      {"image import", "PATH|-", "import a root filesystem tarball (.tar, .gz, .xz, .zst, .bz2)",
+       {{"--name", "N", "the image's name (default: the file's name without extensions)"}}, 1, 1},
+      {"image create", "debian", "build a minimal Debian image with mmdebstrap",
+       {{"--suite", "S", "Debian suite (default: bookworm)"},
+        {"--name", "N", "the image's name (default: debian, or debian:SUITE)"},
+        {"--mirror", "URL", "the Debian archive to use (default: mmdebstrap's)"}},
+       1, 1},
+      {"image ls", "", "list images", {{"--json", "", "print JSON"}}},
+      {"image rm", "NAME...", "remove images no environment uses", {}, 1, 64},
+      {"version", "", "print togo's version and store format"},
+      {"help", "[VERB]", "show help for togo or one verb", {}, 0, 2},
+  };
+  return table;
+}
+
+Handler handler_for(const VerbSpec& v) {
+  static const std::map<std::string, Handler> handlers = {
+      {"run", cmd_run},           {"create", cmd_create},
+      {"ls", cmd_ls},             {"rm", cmd_rm},
+      {"image import", cmd_image_import}, {"image create", cmd_image_create},
+      {"image ls", cmd_image_ls}, {"image rm", cmd_image_rm},
+      {"version", cmd_version},   {"help", cmd_help},
+  };
+  auto it = handlers.find(v.name);
+  return it == handlers.end() ? nullptr : it->second;
+}
+
+int exit_code_for(const Error& e) {
+  if (e.exit_code) return e.exit_code;
+  switch (e.kind) {
+    case ErrorKind::kUsage: return kExitUsage;
+    case ErrorKind::kNotFound: return kExitNotFound;
+    case ErrorKind::kConflict: return kExitConflict;
+    case ErrorKind::kBadInput: return kExitBadInput;
+    case ErrorKind::kFailed: break;
+  }
+  return kExitFailed;
+}
+
+Result<std::string> Context::store_path() { return store::locate(inv.store); }
+
+Result<store::Store> Context::open_store(store::Store::Access access) {
+  std::string path = TRY(store_path());
+  return store::Store::open(path, access);
+}
+
+void Context::notice(const std::string& text) { std::fprintf(stderr, "togo: %s\n", text.c_str()); }
+
+Result<int> cmd_version(Context&) {
+  std::printf("togo %s (store format %d)\n", TOGO_VERSION, store::kFormat);
+  return 0;
+}
+
+Result<int> cmd_help(Context& c) {
+  const auto& all = verbs();
+  if (!c.inv.args.empty()) {
+    std::string name = c.inv.args[0] + (c.inv.args.size() > 1 ? " " + c.inv.args[1] : "");
+    const VerbSpec* v = find_verb(all, name);
+    if (!v) return error(ErrorKind::kUsage, "help " + name + ": unknown command", "see `togo help`");
+    std::printf("usage: %s\n\n%s\n", usage_line(*v).c_str(), v->summary.c_str());
+    if (!v->options.empty()) {
+      std::printf("\noptions:\n");
+      for (auto& o : v->options)
+        std::printf("  %-22s %s\n",
+                    (o.name + (o.value_name.empty() ? "" : " " + o.value_name)).c_str(),
+                    o.help.c_str());
+    }
+    if (!v->details.empty()) std::printf("\n%s\n", v->details.c_str());
+    return 0;
+  }
+  std::printf(
+      "togo: Linux environments to go\n\n"
+      "usage: togo [--store PATH] VERB [ARGS...]\n\nverbs:\n");
+  for (auto& v : all) std::printf("  %-14s %s\n", v.name.c_str(), v.summary.c_str());
+  std::printf(
+      "\nThe store is --store, else $TOGO_STORE, else togo-store/ beside the togo binary,\n"
+      "else $XDG_DATA_HOME/togo or ~/.local/share/togo.\n"
+      "`togo help VERB` tells more about one verb.\n");
+  return 0;
+}
+
+}  // namespace togo::cli

@@ -1,0 +1,269 @@
+#include "runtime/child.h"
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <linux/openat2.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "runtime/passwd.h"
+
+extern char** environ;
+
+namespace togo::runtime {
+
+namespace {
+
+constexpr size_t kMaxEnv = 250;
+
+// Reports a failure to the parent and exits; the parent builds the message.
+[[noreturn]] void fail(int report_fd, int32_t step, int err, int status = 125) {
+  ChildReport r{step, err};
+  (void)!::write(report_fd, &r, sizeof r);
+  ::_exit(status);
+}
+
+// "/proc/self/fd/N" into buf, without allocating.
+const char* fd_path(char (&buf)[32], int fd) {
+  char digits[12];
+  int n = 0;
+  do digits[n++] = static_cast<char>('0' + fd % 10);
+  while ((fd /= 10) > 0);
+  std::memcpy(buf, "/proc/self/fd/", 14);
+  int i = 14;
+  while (n > 0) buf[i++] = digits[--n];
+  buf[i] = '\0';
+  return buf;
+}
+
+// SECURITY: every path an image controls is resolved inside the env's root:
+// symlinks and ".." cannot leave it, and magic links are refused.
+int open_in_root(int root, const char* path, int flags) {
+  struct open_how how = {};
+  how.flags = static_cast<unsigned long long>(flags | O_CLOEXEC);
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  int fd;
+  do fd = static_cast<int>(::syscall(SYS_openat2, root, path, &how, sizeof how));
+  while (fd < 0 && (errno == EINTR || errno == EAGAIN));
+  return fd;
+}
+
+// Opens a mount target, creating it (a directory or an empty file) if missing.
+int open_target(int root, const Step& s) {
+  int fd = open_in_root(root, s.a.c_str(), O_PATH);
+  if (fd >= 0 || errno != ENOENT || s.create == Create::kNone) return fd;
+  int parent = open_in_root(root, s.parent.c_str(), O_PATH | O_DIRECTORY);
+  if (parent < 0) return -1;
+  int rc;
+  if (s.create == Create::kDir) {
+    rc = ::mkdirat(parent, s.base.c_str(), 0755);
+  } else {
+    rc = ::openat(parent, s.base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  0644);
+    if (rc >= 0) rc = ::close(rc);
+  }
+  int err = errno;
+  ::close(parent);
+  if (rc < 0 && err != EEXIST) {
+    errno = err;
+    return -1;
+  }
+  return open_in_root(root, s.a.c_str(), O_PATH);
+}
+
+// A bind mount through the new mount API: the clone is made read-only
+// before it is attached, so there is no window where it is writable.
+int bind_mount(int store, int target, const Step& s) {
+  int src_dir = s.b[0] == '/' ? AT_FDCWD : store;
+  unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (s.recursive ? AT_RECURSIVE : 0);
+  int tree = static_cast<int>(::syscall(SYS_open_tree, src_dir, s.b.c_str(), flags));
+  if (tree < 0) return -1;
+  if (s.readonly) {
+    struct mount_attr attr = {};
+    attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    if (::syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | (s.recursive ? AT_RECURSIVE : 0),
+                  &attr, sizeof attr) < 0) {
+      int err = errno;
+      ::close(tree);
+      errno = err;
+      return -1;
+    }
+  }
+  int rc = static_cast<int>(::syscall(SYS_move_mount, tree, "", target, "",
+                                      MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH));
+  int err = errno;
+  ::close(tree);
+  errno = err;
+  return rc;
+}
+
+// Performs one step; returns -1 with errno set on failure.
+int run_step(const Step& s, int store, int& root) {
+  char buf[32];
+  switch (s.kind) {
+    case StepKind::kMakePrivate:
+      return ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
+    case StepKind::kHostname:
+      return ::sethostname(s.a.c_str(), s.a.size());
+    case StepKind::kMountOverlay:
+      // Paths in the options are relative to the store (our cwd), which keeps
+      // them short and free of the characters overlayfs treats specially.
+      return ::mount("overlay", s.a.c_str(), "overlay", 0, s.b.c_str());
+    case StepKind::kBindSelf:
+      return ::mount(s.a.c_str(), s.a.c_str(), nullptr, MS_BIND | MS_REC, nullptr);
+    case StepKind::kOpenRoot:
+      root = ::openat(store, s.a.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      return root < 0 ? -1 : 0;
+    case StepKind::kMountFs: {
+      int t = open_target(root, s);
+      if (t < 0) return -1;
+      int rc = ::mount(s.b.c_str(), fd_path(buf, t), s.b.c_str(), s.flags,
+                       s.c.empty() ? nullptr : s.c.c_str());
+      int err = errno;
+      ::close(t);
+      errno = err;
+      return rc;
+    }
+    case StepKind::kBind: {
+      int t = open_target(root, s);
+      if (t < 0) return -1;
+      int rc = bind_mount(store, t, s);
+      int err = errno;
+      ::close(t);
+      errno = err;
+      return rc;
+    }
+    case StepKind::kSymlink: {
+      int parent = open_in_root(root, s.parent.c_str(), O_PATH | O_DIRECTORY);
+      if (parent < 0) return -1;
+      int rc = ::symlinkat(s.b.c_str(), parent, s.base.c_str());
+      int err = errno;
+      ::close(parent);
+      errno = err;
+      return rc < 0 && err == EEXIST ? 0 : rc;
+    }
+    case StepKind::kPivotRoot:
+      // pivot_root(".", ".") stacks the old root on the new one; detaching
+      // it leaves nothing of the host's tree reachable.
+      if (::fchdir(root) < 0) return -1;
+      if (::syscall(SYS_pivot_root, ".", ".") < 0) return -1;
+      if (::umount2(".", MNT_DETACH) < 0) return -1;
+      return ::chdir("/");
+  }
+  errno = EINVAL;
+  return -1;
+}
+
+// The command: signals back to default, fds beyond stdio closed at exec.
+// `path` is exec'd as is when set; otherwise argv[0] is looked up in PATH.
+[[noreturn]] void exec_command(const sigset_t& old_mask, int report, const char* path,
+                               const char* const* argv, const char* const* envp,
+                               const char* cwd) {
+  for (int sig = 1; sig < NSIG; sig++) ::signal(sig, SIG_DFL);
+  ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
+  // SECURITY: no descriptor of togo's reaches the env (runc CVE-2024-21626).
+  ::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+  if (::chdir(cwd) < 0 && ::chdir("/") < 0) fail(report, kCwdStep, errno);
+  environ = const_cast<char**>(envp);
+  if (path)
+    ::execve(path, const_cast<char* const*>(argv), const_cast<char* const*>(envp));
+  else
+    ::execvp(argv[0], const_cast<char* const*>(argv));
+  int err = errno;
+  fail(report, kExecStep, err, err == ENOENT ? 127 : 126);
+}
+
+// pid 1: forwards signals that did not come from the terminal, reaps every
+// orphan, and exits with the command's status when the command ends.
+[[noreturn]] void be_init(pid_t command) {
+  sigset_t all;
+  ::sigfillset(&all);
+  for (;;) {
+    siginfo_t info;
+    int sig = ::sigwaitinfo(&all, &info);
+    if (sig < 0) continue;
+    if (sig != SIGCHLD) {
+      // A terminal's signal reaches the command's process group directly.
+      if (info.si_code != SI_KERNEL) ::kill(command, sig);
+      continue;
+    }
+    int status;
+    pid_t pid;
+    while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+      if (pid != command) continue;
+      if (WIFEXITED(status)) ::_exit(WEXITSTATUS(status));
+      ::_exit(128 + WTERMSIG(status));
+    }
+  }
+}
+
+}  // namespace
+
+void child_main(const Plan& plan, const ChildFds& fds, const char* const* argv,
+                const char* const* envp) {
+  // The env must not outlive the togo that started it.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  char go;
+  if (::read(fds.sync, &go, 1) != 1) ::_exit(125);  // the parent is gone
+  ::close(fds.sync);
+
+  // The store is entered by path, not through an fd from the parent: mount
+  // sources must belong to this new mount namespace, and a descriptor
+  // opened before clone() points into the parent's.
+  int store = ::open(plan.store.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (store < 0 || ::fchdir(store) < 0) fail(fds.report, kStoreStep, errno);
+  int root = -1;
+  for (size_t i = 0; i < plan.steps.size(); i++)
+    if (run_step(plan.steps[i], store, root) < 0)
+      fail(fds.report, static_cast<int32_t>(i), errno);
+
+  // SECURITY: init keeps no descriptor of the host's tree (the store, the
+  // old root): a process in the env could otherwise reach it through
+  // /proc/1/fd. Non-dumpable, /proc/1 is closed to the env (runc
+  // CVE-2019-5736 went through /proc/<init>/exe).
+  ::syscall(SYS_close_range, 3, static_cast<unsigned>(fds.report - 1), 0);
+  ::syscall(SYS_close_range, static_cast<unsigned>(fds.report + 1), ~0U, 0);
+  ::prctl(PR_SET_DUMPABLE, 0);
+
+  // Root's home and shell come from the env's own /etc/passwd, read with
+  // fixed buffers now that "/" is the env's root.
+  static PasswdEntry user;
+  lookup_passwd_uid("/etc/passwd", 0, &user);
+  static char home_env[sizeof user.home + 8] = "HOME=";
+  std::strncat(home_env, user.home, sizeof home_env - 6);
+  static const char* env[kMaxEnv + 2];
+  size_t n = 0;
+  env[n++] = home_env;
+  for (size_t i = 0; envp[i] && n < kMaxEnv; i++) env[n++] = envp[i];
+  env[n] = nullptr;
+
+  // No command: the login shell, exec'd by path with "-name" as argv[0].
+  const char* path = nullptr;
+  static char login_arg0[sizeof user.shell + 2] = "-";
+  static const char* login_argv[2] = {login_arg0, nullptr};
+  if (!argv[0]) {
+    const char* base = std::strrchr(user.shell, '/');
+    std::strncat(login_arg0, base ? base + 1 : user.shell, sizeof login_arg0 - 2);
+    path = user.shell;
+    argv = login_argv;
+  }
+
+  sigset_t all, old_mask;
+  ::sigfillset(&all);
+  ::sigprocmask(SIG_BLOCK, &all, &old_mask);
+  pid_t command = ::fork();
+  if (command < 0) fail(fds.report, kExecStep, errno);
+  if (command == 0) exec_command(old_mask, fds.report, path, argv, env, user.home);
+  ::close(fds.report);
+  be_init(command);
+}
+
+}  // namespace togo::runtime

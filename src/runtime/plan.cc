@@ -1,0 +1,118 @@
+#include "runtime/plan.h"
+
+#include <sched.h>
+#include <sys/mount.h>
+
+namespace togo::runtime {
+
+namespace {
+
+Step at(StepKind kind, std::string a, Create create = Create::kNone) {
+  Step s{kind, std::move(a), "", ""};
+  s.create = create;
+  size_t slash = s.a.rfind('/');
+  s.parent = slash == std::string::npos ? "." : s.a.substr(0, slash);
+  s.base = slash == std::string::npos ? s.a : s.a.substr(slash + 1);
+  return s;
+}
+
+Step fs_mount(std::string target, std::string type, std::string data, unsigned long flags) {
+  Step s = at(StepKind::kMountFs, std::move(target), Create::kDir);
+  s.b = std::move(type);
+  s.c = std::move(data);
+  s.flags = flags;
+  return s;
+}
+
+Step bind(std::string target, std::string source, Create create, bool readonly = false,
+          bool recursive = false) {
+  Step s = at(StepKind::kBind, std::move(target), create);
+  s.b = std::move(source);
+  s.readonly = readonly;
+  s.recursive = recursive;
+  return s;
+}
+
+constexpr const char* kDevices[] = {"null", "zero", "full", "random", "urandom", "tty"};
+
+}  // namespace
+
+std::string overlay_options(const RunSpec& spec) {
+  // Overlayfs lists the top layer first.
+  std::string lower;
+  for (auto it = spec.layers.rbegin(); it != spec.layers.rend(); ++it)
+    lower += (lower.empty() ? "" : ":") + *it;
+  std::string opts = "lowerdir=" + lower + ",upperdir=" + spec.upper + ",workdir=" + spec.work;
+  // In a user namespace overlayfs keeps its own metadata in user.* xattrs.
+  if (spec.rootless) opts += ",userxattr";
+  return opts;
+}
+
+Plan build_plan(const RunSpec& spec) {
+  Plan p;
+  p.store = spec.store;
+  p.rootless = spec.rootless;
+  p.clone_flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+  if (spec.rootless) p.clone_flags |= CLONE_NEWUSER;
+
+  auto& s = p.steps;
+  s.push_back({StepKind::kMakePrivate});
+  s.push_back({StepKind::kHostname, spec.hostname});
+  if (spec.rootfs.empty()) {
+    s.push_back({StepKind::kMountOverlay, spec.mount, overlay_options(spec)});
+    s.push_back({StepKind::kOpenRoot, spec.mount});
+  } else {
+    s.push_back({StepKind::kBindSelf, spec.rootfs});
+    s.push_back({StepKind::kOpenRoot, spec.rootfs});
+  }
+  const unsigned long nsd = MS_NOSUID | MS_NODEV;
+  s.push_back(fs_mount("proc", "proc", "", nsd | MS_NOEXEC));
+  s.push_back(bind("sys", "/sys", Create::kDir, /*readonly=*/true, /*recursive=*/true));
+  s.push_back(fs_mount("dev", "tmpfs", "mode=0755,size=65536k", MS_NOSUID | MS_STRICTATIME));
+  for (const char* dev : kDevices)
+    s.push_back(bind(std::string("dev/") + dev, std::string("/dev/") + dev, Create::kFile));
+  // A private pty instance; without a mapped tty group rootless omits gid=.
+  s.push_back(fs_mount("dev/pts", "devpts",
+                       spec.rootless ? "newinstance,ptmxmode=0666,mode=0620"
+                                     : "newinstance,ptmxmode=0666,mode=0620,gid=5",
+                       MS_NOSUID | MS_NOEXEC));
+  s.push_back(fs_mount("dev/shm", "tmpfs", "mode=1777,size=65536k", nsd | MS_NOEXEC));
+  struct {
+    const char* path;
+    const char* text;
+  } links[] = {{"dev/ptmx", "pts/ptmx"},        {"dev/fd", "/proc/self/fd"},
+               {"dev/stdin", "/proc/self/fd/0"}, {"dev/stdout", "/proc/self/fd/1"},
+               {"dev/stderr", "/proc/self/fd/2"}, {"dev/core", "/proc/kcore"}};
+  for (auto& l : links) {
+    Step link = at(StepKind::kSymlink, l.path);
+    link.b = l.text;
+    s.push_back(link);
+  }
+  s.push_back(fs_mount("tmp", "tmpfs", "mode=1777", nsd));
+  if (!spec.resolv_conf.empty())
+    s.push_back(bind("etc/resolv.conf", spec.resolv_conf, Create::kFile, /*readonly=*/true));
+  s.push_back({StepKind::kPivotRoot});
+
+  p.argv = spec.argv;
+  p.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+           "container=togo", "HOSTNAME=" + spec.hostname};
+  for (auto& e : spec.env) p.env.push_back(e);
+  return p;
+}
+
+std::string describe(const Step& step) {
+  switch (step.kind) {
+    case StepKind::kMakePrivate: return "making mounts private";
+    case StepKind::kHostname: return "setting hostname " + step.a;
+    case StepKind::kMountOverlay: return "mounting overlayfs on " + step.a;
+    case StepKind::kBindSelf: return "bind-mounting " + step.a;
+    case StepKind::kOpenRoot: return "opening root " + step.a;
+    case StepKind::kMountFs: return "mounting " + step.b + " on /" + step.a;
+    case StepKind::kBind: return "bind-mounting " + step.b + " on /" + step.a;
+    case StepKind::kSymlink: return "creating symlink /" + step.a;
+    case StepKind::kPivotRoot: return "changing root (pivot_root)";
+  }
+  return "?";
+}
+
+}  // namespace togo::runtime

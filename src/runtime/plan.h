@@ -1,0 +1,68 @@
+// The plan for one run of an environment: every mount, file and exec the
+// child performs, decided in the parent as plain data (bubblewrap's idea).
+// The child only walks the list: between clone and exec nothing allocates.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace togo::runtime {
+
+/// What a person asked for, resolved against the store.
+struct RunSpec {
+  std::string store;                // the store's absolute path
+  std::string env_id;
+  std::string hostname;
+  std::vector<std::string> layers;  // layer root dirs, relative to the store, bottom first
+  std::string upper, work, mount;   // overlay dirs, relative to the store
+  std::string rootfs;               // set for a private copy instead of overlayfs
+  std::string resolv_conf;          // generated file, relative to the store ("" = none)
+  bool rootless = false;            // in a user namespace, mapped to root inside
+  std::vector<std::string> argv;    // empty: the root user's login shell
+  std::vector<std::string> env;     // KEY=VALUE passed in besides the defaults
+};
+
+enum class StepKind {
+  kMakePrivate,   // mounts stop propagating to the host
+  kHostname,      // a: the new hostname
+  kMountOverlay,  // a: target (store-relative), b: options
+  kBindSelf,      // a: directory (store-relative) made its own mount point
+  kOpenRoot,      // a: directory (store-relative) that becomes the env's root
+  kMountFs,       // a: target in root, b: fs type, c: data, flags: mount flags
+  kBind,          // a: target in root, b: source (absolute: host; relative: store)
+  kSymlink,       // a: link path in root, b: link text
+  kPivotRoot,     // the root becomes "/"; the host's tree is detached
+};
+
+/// Creation of a missing mount target before a mount step.
+enum class Create { kNone, kDir, kFile };
+
+struct Step {
+  StepKind kind;
+  std::string a, b, c;
+  unsigned long flags = 0;
+  Create create = Create::kNone;
+  std::string parent, base;  // a split at its last '/', for creating it
+  bool readonly = false, recursive = false;
+};
+
+struct Plan {
+  std::string store;  // entered by path once in the new mount namespace
+  std::vector<Step> steps;
+  unsigned long clone_flags = 0;
+  bool rootless = false;
+  // What the command is: argv empty means "the login shell from /etc/passwd".
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // complete environment, KEY=VALUE
+};
+
+/// Builds the plan for a spec. Pure: no system calls.
+Plan build_plan(const RunSpec& spec);
+
+/// "mounting proc on /proc", for error messages about a step.
+std::string describe(const Step& step);
+
+/// The overlayfs mount options for a spec (paths are store-relative).
+std::string overlay_options(const RunSpec& spec);
+
+}  // namespace togo::runtime

@@ -1,0 +1,238 @@
+#include "store/catalog.h"
+
+#include <sqlite3.h>
+
+#include <utility>
+
+namespace togo::store {
+
+namespace {
+
+constexpr int kSchema = 1;
+
+const char* kSchemaV1 = R"(
+CREATE TABLE layers (
+  digest    TEXT PRIMARY KEY,
+  blob_size INTEGER NOT NULL,
+  size      INTEGER NOT NULL
+);
+CREATE TABLE images (
+  id      TEXT PRIMARY KEY,
+  name    TEXT NOT NULL UNIQUE,
+  config  TEXT NOT NULL,
+  source  TEXT NOT NULL,
+  created INTEGER NOT NULL
+);
+CREATE TABLE image_layers (
+  image    TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+  position INTEGER NOT NULL,
+  layer    TEXT NOT NULL REFERENCES layers(digest),
+  PRIMARY KEY (image, position)
+);
+CREATE TABLE envs (
+  id      TEXT PRIMARY KEY,
+  name    TEXT NOT NULL UNIQUE,
+  image   TEXT NOT NULL REFERENCES images(id),
+  rootfs  TEXT NOT NULL,
+  created INTEGER NOT NULL
+);
+)";
+
+std::unexpected<Error> db_error(sqlite3* db, const std::string& what) {
+  int code = sqlite3_errcode(db);
+  Error e;
+  e.kind = code == SQLITE_BUSY ? ErrorKind::kConflict : ErrorKind::kFailed;
+  e.message = "catalog: " + what + ": " + sqlite3_errmsg(db);
+  if (code == SQLITE_BUSY) e.hint = "another togo is writing the store; try again";
+  return std::unexpected(std::move(e));
+}
+
+// One prepared statement; binds by position, steps, reads columns.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &st_, nullptr) != SQLITE_OK) st_ = nullptr;
+  }
+  ~Stmt() { sqlite3_finalize(st_); }
+  bool ok() const { return st_ != nullptr; }
+  Stmt& bind(const std::string& v) {
+    sqlite3_bind_text(st_, ++n_, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind(int64_t v) {
+    sqlite3_bind_int64(st_, ++n_, v);
+    return *this;
+  }
+  /// Returns true while there is a row.
+  Result<bool> step() {
+    if (!st_) return db_error(db_, "preparing a query");
+    int rc = sqlite3_step(st_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return db_error(db_, "query");
+  }
+  Result<void> run() {
+    TRY(step());
+    return {};
+  }
+  std::string text(int col) {
+    auto p = reinterpret_cast<const char*>(sqlite3_column_text(st_, col));
+    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(st_, col))) : "";
+  }
+  int64_t integer(int col) { return sqlite3_column_int64(st_, col); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* st_ = nullptr;
+  int n_ = 0;
+};
+
+}  // namespace
+
+Result<Catalog> Catalog::open(const std::string& path, bool create) {
+  sqlite3* db = nullptr;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+  if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
+    auto e = db_error(db, "opening " + path);
+    sqlite3_close(db);
+    return e;
+  }
+  Catalog c(db);
+  sqlite3_busy_timeout(db, 10000);
+  // WAL: readers see the last commit and never wait for a writer.
+  // synchronous=FULL: a commit that returned is on the disk.
+  TRY(c.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"));
+  TRY(c.migrate());
+  return c;
+}
+
+Catalog::Catalog(Catalog&& o) noexcept : db_(std::exchange(o.db_, nullptr)) {}
+
+Catalog::~Catalog() { sqlite3_close(db_); }
+
+Result<void> Catalog::exec(const std::string& sql) {
+  char* msg = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &msg) != SQLITE_OK) {
+    sqlite3_free(msg);
+    return db_error(db_, "running " + sql.substr(0, sql.find_first_of(" ;")));
+  }
+  return {};
+}
+
+Result<void> Catalog::migrate() {
+  Stmt q(db_, "PRAGMA user_version");
+  TRY(q.step());
+  int64_t version = q.integer(0);
+  if (version > kSchema)
+    return error(ErrorKind::kConflict, "catalog schema " + std::to_string(version) +
+                                           " is newer than this togo understands (" +
+                                           std::to_string(kSchema) + ")");
+  if (version == kSchema) return {};
+  return transaction([&]() -> Result<void> {
+    TRY(exec(kSchemaV1));
+    return exec("PRAGMA user_version=" + std::to_string(kSchema));
+  });
+}
+
+Result<std::optional<LayerRecord>> Catalog::find_layer(const std::string& digest) {
+  Stmt q(db_, "SELECT digest, blob_size, size FROM layers WHERE digest = ?");
+  q.bind(digest);
+  if (!TRY(q.step())) return std::nullopt;
+  return LayerRecord{q.text(0), static_cast<uint64_t>(q.integer(1)),
+                     static_cast<uint64_t>(q.integer(2))};
+}
+
+Result<void> Catalog::put_layer(const LayerRecord& l) {
+  Stmt q(db_, "INSERT OR REPLACE INTO layers (digest, blob_size, size) VALUES (?, ?, ?)");
+  return q.bind(l.digest).bind(static_cast<int64_t>(l.blob_size))
+      .bind(static_cast<int64_t>(l.size)).run();
+}
+
+Result<void> Catalog::delete_layer(const std::string& digest) {
+  return Stmt(db_, "DELETE FROM layers WHERE digest = ?").bind(digest).run();
+}
+
+Result<std::vector<std::string>> Catalog::unused_layers() {
+  Stmt q(db_,
+         "SELECT digest FROM layers WHERE digest NOT IN (SELECT layer FROM image_layers)");
+  std::vector<std::string> out;
+  while (TRY(q.step())) out.push_back(q.text(0));
+  return out;
+}
+
+namespace {
+Result<std::vector<std::string>> layers_of(sqlite3* db, const std::string& id) {
+  Stmt q(db, "SELECT layer FROM image_layers WHERE image = ? ORDER BY position");
+  q.bind(id);
+  std::vector<std::string> out;
+  while (TRY(q.step())) out.push_back(q.text(0));
+  return out;
+}
+constexpr const char* kImageCols = "SELECT id, name, config, source, created FROM images";
+}  // namespace
+
+Result<std::optional<ImageRecord>> Catalog::find_image(const std::string& name_or_id) {
+  Stmt q(db_, (std::string(kImageCols) + " WHERE name = ?1 OR id = ?1").c_str());
+  q.bind(name_or_id);
+  if (!TRY(q.step())) return std::nullopt;
+  ImageRecord r{q.text(0), q.text(1), {}, q.text(2), q.text(3), q.integer(4)};
+  r.layers = TRY(layers_of(db_, r.id));
+  return r;
+}
+
+Result<std::vector<ImageRecord>> Catalog::images() {
+  Stmt q(db_, (std::string(kImageCols) + " ORDER BY name").c_str());
+  std::vector<ImageRecord> out;
+  while (TRY(q.step())) out.push_back({q.text(0), q.text(1), {}, q.text(2), q.text(3), q.integer(4)});
+  for (auto& r : out) r.layers = TRY(layers_of(db_, r.id));
+  return out;
+}
+
+Result<void> Catalog::put_image(const ImageRecord& r) {
+  // A name moves to the new image; the old image keeps existing only if an
+  // env still uses it, under its id.
+  TRY(Stmt(db_, "UPDATE images SET name = id WHERE name = ? AND id != ?")
+          .bind(r.name).bind(r.id).run());
+  TRY(Stmt(db_, "INSERT OR REPLACE INTO images (id, name, config, source, created) "
+                "VALUES (?, ?, ?, ?, ?)")
+          .bind(r.id).bind(r.name).bind(r.config).bind(r.source).bind(r.created).run());
+  TRY(Stmt(db_, "DELETE FROM image_layers WHERE image = ?").bind(r.id).run());
+  for (size_t i = 0; i < r.layers.size(); i++)
+    TRY(Stmt(db_, "INSERT INTO image_layers (image, position, layer) VALUES (?, ?, ?)")
+            .bind(r.id).bind(static_cast<int64_t>(i)).bind(r.layers[i]).run());
+  return {};
+}
+
+Result<void> Catalog::delete_image(const std::string& id) {
+  TRY(Stmt(db_, "DELETE FROM image_layers WHERE image = ?").bind(id).run());
+  return Stmt(db_, "DELETE FROM images WHERE id = ?").bind(id).run();
+}
+
+namespace {
+constexpr const char* kEnvCols = "SELECT id, name, image, rootfs, created FROM envs";
+}
+
+Result<std::optional<EnvRecord>> Catalog::find_env(const std::string& name) {
+  Stmt q(db_, (std::string(kEnvCols) + " WHERE name = ?").c_str());
+  q.bind(name);
+  if (!TRY(q.step())) return std::nullopt;
+  return EnvRecord{q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4)};
+}
+
+Result<std::vector<EnvRecord>> Catalog::envs() {
+  Stmt q(db_, (std::string(kEnvCols) + " ORDER BY name").c_str());
+  std::vector<EnvRecord> out;
+  while (TRY(q.step())) out.push_back({q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4)});
+  return out;
+}
+
+Result<void> Catalog::put_env(const EnvRecord& e) {
+  return Stmt(db_, "INSERT INTO envs (id, name, image, rootfs, created) VALUES (?, ?, ?, ?, ?)")
+      .bind(e.id).bind(e.name).bind(e.image_id).bind(e.rootfs).bind(e.created).run();
+}
+
+Result<void> Catalog::delete_env(const std::string& id) {
+  return Stmt(db_, "DELETE FROM envs WHERE id = ?").bind(id).run();
+}
+
+}  // namespace togo::store

@@ -1,0 +1,86 @@
+// The catalog: what the store holds, in SQLite (WAL mode, so readers never
+// wait for a writer). It names only data that is already durable on disk.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+
+struct sqlite3;
+
+namespace togo::store {
+
+struct LayerRecord {
+  std::string digest;   // "sha256:<hex>" of the blob the layer was unpacked from
+  uint64_t blob_size = 0;
+  uint64_t size = 0;    // bytes of regular files once unpacked
+};
+
+struct ImageRecord {
+  std::string id;       // "sha256:<hex>" over its layers and config
+  std::string name;
+  std::vector<std::string> layers;  // layer digests, bottom first
+  std::string config;   // OCI image config JSON ("{}" when the source had none)
+  std::string source;   // where it came from, for people
+  int64_t created = 0;
+};
+
+struct EnvRecord {
+  std::string id;       // 16 hex digits; names the env's directory
+  std::string name;
+  std::string image_id;
+  std::string rootfs;   // "overlay" or "copy"
+  int64_t created = 0;
+};
+
+class Catalog {
+ public:
+  /// Opens (creating if `create`) the catalog file and brings its schema up
+  /// to date. A schema newer than this togo knows is refused.
+  static Result<Catalog> open(const std::string& path, bool create);
+  Catalog(Catalog&& o) noexcept;
+  Catalog& operator=(Catalog&&) = delete;
+  ~Catalog();
+
+  /// Runs `body` in one transaction (BEGIN IMMEDIATE .. COMMIT); rolls back
+  /// if it fails.
+  template <typename F>
+  Result<void> transaction(F&& body) {
+    TRY(exec("BEGIN IMMEDIATE"));
+    Result<void> r = body();
+    if (!r) {
+      (void)exec("ROLLBACK");
+      return r;
+    }
+    return exec("COMMIT");
+  }
+
+  Result<std::optional<LayerRecord>> find_layer(const std::string& digest);
+  Result<void> put_layer(const LayerRecord& layer);
+  Result<void> delete_layer(const std::string& digest);
+  /// Layers no image names.
+  Result<std::vector<std::string>> unused_layers();
+
+  Result<std::optional<ImageRecord>> find_image(const std::string& name_or_id);
+  Result<std::vector<ImageRecord>> images();
+  /// Inserts or replaces the image of that name.
+  Result<void> put_image(const ImageRecord& image);
+  Result<void> delete_image(const std::string& id);
+
+  Result<std::optional<EnvRecord>> find_env(const std::string& name);
+  Result<std::vector<EnvRecord>> envs();
+  Result<void> put_env(const EnvRecord& env);
+  Result<void> delete_env(const std::string& id);
+
+  Result<void> exec(const std::string& sql);
+
+ private:
+  explicit Catalog(sqlite3* db) : db_(db) {}
+  Result<void> migrate();
+  sqlite3* db_;
+};
+
+}  // namespace togo::store

@@ -1,0 +1,63 @@
+#include "store/envs.h"
+
+#include <sys/file.h>
+#include <sys/random.h>
+
+#include <cstdio>
+
+#include "base/fs.h"
+#include "base/sys.h"
+#include "store/layout.h"
+
+namespace togo::store {
+
+std::string new_env_id() {
+  unsigned long long r[1] = {0};
+  if (::getrandom(r, sizeof r, 0) != sizeof r) r[0] ^= static_cast<unsigned long long>(::getpid());
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", r[0]);
+  return buf;
+}
+
+Result<void> create_env(Store& st, const EnvRecord& env,
+                        const std::function<Result<void>(const std::string&)>& fill) {
+  int s = st.fd();
+  std::string stage = TRY(st.make_staging_dir());
+  bool moved = false;
+  auto work = [&]() -> Result<void> {
+    for (const char* sub : {"upper", "work", "mount", "run"})
+      TRY(sys::mkdir_at(s, stage + "/" + sub, 0755));
+    TRY(fs::write_file_atomic(s, stage + "/lock", "", 0644));
+    TRY(fill(stage));
+    if (::syncfs(s) < 0) return sys_error(errno, "syncing the store's filesystem");
+    EnvPaths p = env_paths(env.id);
+    TRY(sys::rename_at(s, stage, s, p.dir, RENAME_NOREPLACE));
+    moved = true;
+    Fd envs = TRY(sys::open_at(s, kEnvs, O_RDONLY | O_DIRECTORY));
+    TRY(fs::sync_dir(envs.get(), kEnvs));
+    return st.catalog().transaction([&] { return st.catalog().put_env(env); });
+  }();
+  if (!work) {
+    (void)fs::remove_tree(s, stage);
+    if (moved) (void)fs::remove_tree(s, env_paths(env.id).dir);
+  }
+  return work;
+}
+
+Result<Fd> try_lock_env(Store& st, const EnvRecord& env) {
+  Fd fd = TRY(sys::open_at(st.fd(), env_paths(env.id).lock, O_RDWR | O_NOFOLLOW));
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) < 0) {
+    if (errno == EWOULDBLOCK) return Fd();
+    return sys_error(errno, "locking environment " + env.name);
+  }
+  return fd;
+}
+
+Result<void> remove_env(Store& st, const EnvRecord& env) {
+  TRY(st.catalog().transaction([&] { return st.catalog().delete_env(env.id); }));
+  // Forgotten first: a crash from here leaves an orphan directory that
+  // `togo fsck` removes, never a catalog entry without its files.
+  return fs::remove_tree(st.fd(), env_paths(env.id).dir);
+}
+
+}  // namespace togo::store

@@ -1,0 +1,147 @@
+#include "store/store.h"
+
+#include <dirent.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "base/fs.h"
+#include "base/sys.h"
+#include "store/layout.h"
+
+namespace togo::store {
+
+Result<std::string> locate(const LocateInputs& in) {
+  if (in.flag) {
+    if (in.flag->empty()) return error(ErrorKind::kUsage, "--store: empty path");
+    return fs::absolute(*in.flag);
+  }
+  if (const char* v = in.getenv("TOGO_STORE"); v && *v) return fs::absolute(v);
+  if (!in.exe_dir.empty()) {
+    std::string beside = fs::join(in.exe_dir, "togo-store");
+    if (in.is_dir(beside)) return beside;
+  }
+  if (const char* v = in.getenv("XDG_DATA_HOME"); v && *v == '/') return fs::join(v, "togo");
+  if (const char* v = in.getenv("HOME"); v && *v == '/') return fs::join(v, ".local/share/togo");
+  return error(ErrorKind::kUsage, "cannot tell where the store is: HOME is not set", "pass --store PATH or set TOGO_STORE");
+}
+
+Result<std::string> locate(const std::optional<std::string>& flag) {
+  LocateInputs in;
+  in.flag = flag;
+  in.getenv = [](const char* k) { return std::getenv(k); };
+  char exe[4096];
+  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    std::string p(exe, static_cast<size_t>(n));
+    in.exe_dir = p.substr(0, p.rfind('/'));
+  }
+  in.is_dir = [](const std::string& p) {
+    struct stat st;
+    return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  };
+  return locate(in);
+}
+
+namespace {
+
+bool dir_is_empty(int fd) {
+  int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  DIR* d = ::fdopendir(dup);
+  if (!d) {
+    ::close(dup);
+    return false;
+  }
+  bool empty = true;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n != "." && n != "..") {
+      empty = false;
+      break;
+    }
+  }
+  ::closedir(d);
+  return empty;
+}
+
+// Reads and checks the marker; a missing marker in an empty directory is
+// reported as format 0 (a store may be created there).
+Result<int> read_format(int fd, const std::string& path) {
+  auto text = fs::read_file(fd, kMarker);
+  if (!text) {
+    if (text.error().err == ENOENT && dir_is_empty(fd)) return 0;
+    if (text.error().err == ENOENT)
+      return error(ErrorKind::kConflict, path + ": not a togo store (it has files but no " +
+                                             kMarker + " file)", "choose an empty directory or an existing store");
+    return std::unexpected(std::move(text.error()).context(path));
+  }
+  int format = parse_marker(*text);
+  if (format < 0)
+    return error(ErrorKind::kBadInput, path + ": not a togo store (" + kMarker +
+                                           " file is unreadable)");
+  if (format > kFormat)
+    return error(ErrorKind::kConflict,
+                 "store " + path + ": format " + std::to_string(format) +
+                     " is newer than this togo understands (" + std::to_string(kFormat) + ")", "use a newer togo with this store; it was left unchanged");
+  return format;
+}
+
+Result<void> create_layout(int fd, const std::string& path) {
+  for (const char* d : {"blobs", kBlobs, kLayers, kEnvs, kTmp})
+    TRY_CTX(sys::ensure_dir_at(fd, d, 0755), path);
+  return fs::sync_dir(fd, path);
+}
+
+}  // namespace
+
+bool Store::exists(const std::string& path) {
+  struct stat st;
+  return ::stat(fs::join(path, kMarker).c_str(), &st) == 0;
+}
+
+Result<Store> Store::open(const std::string& path, Access access) {
+  if (access == Access::kWrite) TRY(fs::make_dirs(path, 0755));
+  Fd fd = TRY_CTX(sys::open_at(AT_FDCWD, path, O_RDONLY | O_DIRECTORY), "store");
+  int format = TRY(read_format(fd.get(), path));
+  if (format == 0) {
+    if (access == Access::kRead)
+      return error(ErrorKind::kNotFound, "store " + path + ": empty (nothing created yet)");
+    // Marker first: a crash after it leaves a store whose missing parts are
+    // created again on the next open.
+    TRY_CTX(fs::write_file_atomic(fd.get(), kMarker, marker_text(kFormat)), "creating store");
+  }
+  if (access == Access::kWrite) TRY(create_layout(fd.get(), path));
+  Catalog catalog = TRY_CTX(Catalog::open(fs::join(path, kCatalog), access == Access::kWrite),
+                            "store " + path);
+  return Store(path, std::move(fd), std::move(catalog));
+}
+
+Result<WriterLock> Store::lock_for_writing(const std::string& what) {
+  Fd fd = TRY(sys::open_at(fd_.get(), kLock, O_RDWR | O_CREAT | O_NOFOLLOW, 0644));
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) < 0) {
+    if (errno != EWOULDBLOCK) return sys_error(errno, "locking store " + path_);
+    std::string holder;
+    char buf[256];
+    ssize_t n = ::pread(fd.get(), buf, sizeof buf - 1, 0);
+    if (n > 0) holder.assign(buf, static_cast<size_t>(n));
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\0')) holder.pop_back();
+    std::fprintf(stderr, "togo: waiting for the store lock (%s)\n",
+                 holder.empty() ? "held by another togo" : holder.c_str());
+    while (::flock(fd.get(), LOCK_EX) < 0)
+      if (errno != EINTR) return sys_error(errno, "locking store " + path_);
+  }
+  std::string me = "pid " + std::to_string(::getpid()) + ": " + what + "\n";
+  if (::ftruncate(fd.get(), 0) == 0) (void)::pwrite(fd.get(), me.data(), me.size(), 0);
+  return WriterLock(std::move(fd));
+}
+
+Result<std::string> Store::make_staging_dir() {
+  std::string name = std::string(kTmp) + "/" + fs::temp_name("stage-");
+  TRY(sys::mkdir_at(fd_.get(), name, 0755));
+  return name;
+}
+
+}  // namespace togo::store

@@ -1,0 +1,71 @@
+// A store: the directory that holds everything togo keeps. It is found by
+// locate(), opened by Store::open(), and changed by one writer at a time.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "base/error.h"
+#include "base/fd.h"
+#include "store/catalog.h"
+
+namespace togo::store {
+
+/// What locate() looks at, injectable for tests.
+struct LocateInputs {
+  std::optional<std::string> flag;  // --store
+  std::function<const char*(const char*)> getenv;
+  std::string exe_dir;              // directory of the running binary
+  std::function<bool(const std::string&)> is_dir;
+};
+
+/// The store's path, in order: --store, $TOGO_STORE, a togo-store/ directory
+/// next to the binary (the "to go" layout on a drive), $XDG_DATA_HOME/togo,
+/// ~/.local/share/togo.
+Result<std::string> locate(const LocateInputs& in);
+/// locate() with this process's flag, environment and binary.
+Result<std::string> locate(const std::optional<std::string>& flag);
+
+/// Held while a command changes the store; released on destruction.
+class WriterLock {
+ public:
+  WriterLock() = default;
+  explicit WriterLock(Fd fd) : fd_(std::move(fd)) {}
+
+ private:
+  Fd fd_;
+};
+
+class Store {
+ public:
+  enum class Access { kRead, kWrite };
+
+  /// Opens the store at `path`. kWrite creates it if the directory is
+  /// missing or empty. Refuses a directory that is not a store, and a store
+  /// of a newer format, without changing anything.
+  static Result<Store> open(const std::string& path, Access access);
+  /// True if `path` holds a store marker.
+  static bool exists(const std::string& path);
+
+  const std::string& path() const { return path_; }
+  int fd() const { return fd_.get(); }
+  Catalog& catalog() { return *catalog_; }
+
+  /// Takes the writer lock, saying on stderr what it waits for if another
+  /// togo holds it. `what` names this command for the other side's message.
+  Result<WriterLock> lock_for_writing(const std::string& what);
+
+  /// Creates a fresh staging directory under tmp/ and returns its name
+  /// relative to the store root.
+  Result<std::string> make_staging_dir();
+
+ private:
+  Store(std::string path, Fd fd, Catalog catalog)
+      : path_(std::move(path)), fd_(std::move(fd)), catalog_(std::move(catalog)) {}
+  std::string path_;
+  Fd fd_;
+  std::optional<Catalog> catalog_;
+};
+
+}  // namespace togo::store
