@@ -1,0 +1,106 @@
+#include "runtime/plan.h"
+
+#include <gtest/gtest.h>
+#include <sched.h>
+
+namespace togo::runtime {
+namespace {
+
+RunSpec spec(bool rootless) {
+  RunSpec s;
+  s.store = "/media/stick/togo-store";
+  s.env_id = "00000000000000aa";
+  s.hostname = "dev";
+  s.layers = {"layers/aa/root", "layers/bb/root"};
+  s.upper = "envs/x/upper";
+  s.work = "envs/x/work";
+  s.mount = "envs/x/mount";
+  s.rootless = rootless;
+  s.resolv_conf = "envs/x/run/resolv.conf";
+  return s;
+}
+
+const Step* find(const Plan& p, StepKind kind, const std::string& a) {
+  for (auto& s : p.steps)
+    if (s.kind == kind && s.a == a) return &s;
+  return nullptr;
+}
+
+TEST(Plan, OverlayListsTheTopLayerFirstAndUsesUserXattrsRootless) {
+  EXPECT_EQ(overlay_options(spec(false)),
+            "lowerdir=layers/bb/root:layers/aa/root,upperdir=envs/x/upper,workdir=envs/x/work");
+  EXPECT_EQ(overlay_options(spec(true)).substr(overlay_options(spec(true)).size() - 10),
+            ",userxattr");
+}
+
+TEST(Plan, RootlessAddsAUserNamespace) {
+  EXPECT_TRUE(build_plan(spec(true)).clone_flags & CLONE_NEWUSER);
+  Plan root = build_plan(spec(false));
+  EXPECT_FALSE(root.clone_flags & CLONE_NEWUSER);
+  for (int ns : {CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS, CLONE_NEWIPC})
+    EXPECT_TRUE(root.clone_flags & ns);
+}
+
+TEST(Plan, MountsTheRootThenTheKernelFilesystemsThenPivots) {
+  Plan p = build_plan(spec(false));
+  ASSERT_GE(p.steps.size(), 5u);
+  EXPECT_EQ(p.steps[0].kind, StepKind::kMakePrivate);
+  EXPECT_EQ(p.steps[1].kind, StepKind::kHostname);
+  EXPECT_EQ(p.steps[1].a, "dev");
+  EXPECT_EQ(p.steps[2].kind, StepKind::kMountOverlay);
+  EXPECT_EQ(p.steps.back().kind, StepKind::kPivotRoot);
+  ASSERT_TRUE(find(p, StepKind::kMountFs, "proc"));
+  ASSERT_TRUE(find(p, StepKind::kMountFs, "tmp"));
+  for (const char* dev : {"dev/null", "dev/zero", "dev/full", "dev/random", "dev/urandom", "dev/tty"})
+    EXPECT_TRUE(find(p, StepKind::kBind, dev)) << dev;
+  EXPECT_TRUE(find(p, StepKind::kMountFs, "dev/pts"));
+  EXPECT_TRUE(find(p, StepKind::kMountFs, "dev/shm"));
+  EXPECT_TRUE(find(p, StepKind::kSymlink, "dev/ptmx"));
+  const Step* sys = find(p, StepKind::kBind, "sys");
+  ASSERT_TRUE(sys);
+  EXPECT_TRUE(sys->readonly && sys->recursive);
+  const Step* resolv = find(p, StepKind::kBind, "etc/resolv.conf");
+  ASSERT_TRUE(resolv);
+  EXPECT_TRUE(resolv->readonly);
+  EXPECT_EQ(resolv->parent, "etc");
+  EXPECT_EQ(resolv->base, "resolv.conf");
+}
+
+TEST(Plan, DevptsHasNoGidRootless) {
+  EXPECT_EQ(find(build_plan(spec(true)), StepKind::kMountFs, "dev/pts")->c.find("gid="),
+            std::string::npos);
+  EXPECT_NE(find(build_plan(spec(false)), StepKind::kMountFs, "dev/pts")->c.find("gid=5"),
+            std::string::npos);
+}
+
+TEST(Plan, ACopyIsBoundInsteadOfOverlay) {
+  RunSpec s = spec(false);
+  s.rootfs = "envs/x/rootfs";
+  Plan p = build_plan(s);
+  EXPECT_FALSE(find(p, StepKind::kMountOverlay, "envs/x/mount"));
+  EXPECT_TRUE(find(p, StepKind::kBindSelf, "envs/x/rootfs"));
+  EXPECT_TRUE(find(p, StepKind::kOpenRoot, "envs/x/rootfs"));
+}
+
+TEST(Plan, EnvironmentHasDefaultsAndExtras) {
+  RunSpec s = spec(false);
+  s.env = {"TERM=xterm"};
+  Plan p = build_plan(s);
+  auto has = [&](const std::string& kv) {
+    for (auto& e : p.env)
+      if (e == kv) return true;
+    return false;
+  };
+  EXPECT_TRUE(has("TERM=xterm"));
+  EXPECT_TRUE(has("HOSTNAME=dev"));
+  EXPECT_TRUE(has("container=togo"));
+}
+
+TEST(Plan, StepsDescribeThemselves) {
+  Plan p = build_plan(spec(false));
+  EXPECT_EQ(describe(*find(p, StepKind::kMountFs, "proc")), "mounting proc on /proc");
+  EXPECT_EQ(describe(*find(p, StepKind::kBind, "dev/null")), "bind-mounting /dev/null on /dev/null");
+}
+
+}  // namespace
+}  // namespace togo::runtime
