@@ -256,12 +256,12 @@ void child_main(const Plan& plan, const ChildFds& fds, const char* const* argv,
     argv = login_argv;
   }
 
-  sigset_t all, old_mask;
+  sigset_t all;
   ::sigfillset(&all);
-  ::sigprocmask(SIG_BLOCK, &all, &old_mask);
+  ::sigprocmask(SIG_BLOCK, &all, nullptr);
   pid_t command = ::fork();
   if (command < 0) fail(fds.report, kExecStep, errno);
-  if (command == 0) exec_command(old_mask, fds.report, path, argv, env, user.home);
+  if (command == 0) exec_command(*fds.command_mask, fds.report, path, argv, env, user.home);
   ::close(fds.report);
   be_init(command);
 }

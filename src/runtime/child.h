@@ -4,6 +4,8 @@
 // ChildReport over a close-on-exec pipe.
 #pragma once
 
+#include <signal.h>
+
 #include <cstdint>
 
 #include "runtime/plan.h"
@@ -20,10 +22,12 @@ inline constexpr int32_t kExecStep = -1;
 inline constexpr int32_t kCwdStep = -2;
 inline constexpr int32_t kStoreStep = -3;
 
-/// File descriptors the child receives by number.
+/// What the child receives from the parent: descriptors by number, and the
+/// signal mask togo had before it blocked signals to wait for the child.
 struct ChildFds {
   int sync;     // read end: one byte once the parent has set up id maps
   int report;   // write end for ChildReport
+  const sigset_t* command_mask;  // the mask the command starts with
 };
 
 /// Runs in the child right after clone(); never returns.

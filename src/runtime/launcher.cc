@@ -85,7 +85,7 @@ std::expected<int, LaunchFailure> launch(const Plan& plan) {
 
   long pid = ::syscall(SYS_clone, plan.clone_flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
   if (pid == 0) {
-    ChildFds fds{sync_r.get(), report_w.get()};
+    ChildFds fds{sync_r.get(), report_w.get(), &old_mask};
     child_main(plan, fds, argv.data(), envp.data());
   }
   int clone_err = errno;
