@@ -44,7 +44,7 @@ struct DirMeta {
 
 // What was left out, reported once per kind at the end.
 struct Skipped {
-  uint64_t devices = 0, sockets = 0;
+  uint64_t devices = 0, sockets = 0, owners = 0;
   uint64_t privileged_xattrs = 0, overlay_xattrs = 0, unsupported_xattrs = 0;
 };
 
@@ -382,10 +382,14 @@ class Unpacker {
   }
 
   // fchownat to the entry's numeric ids (names are ignored); `name` empty
-  // means `fd` itself. Never follows a symlink. Does nothing when rootless.
+  // means `fd` itself. Never follows a symlink. Rootless, the caller stays
+  // the owner (root inside the env); entries of other owners are counted.
   Result<void> set_owner(struct archive_entry* e, int fd, const std::string& name) {
-    if (opts_.rootless) return {};
     la_int64_t uid = archive_entry_uid(e), gid = archive_entry_gid(e);
+    if (opts_.rootless) {
+      if (uid != 0 || gid != 0) skipped_.owners++;
+      return {};
+    }
     // (uid_t)-1 would mean "leave unchanged" to the kernel: not an owner.
     constexpr la_int64_t kMaxId = 0xfffffffe;
     std::string owner = std::to_string(uid) + ":" + std::to_string(gid);
@@ -471,6 +475,10 @@ class Unpacker {
       if (n) opts_.warn("skipped " + plural(n, one, many) + ": " + why);
     };
     say(skipped_.devices, "device node", "device nodes", "creating devices needs root");
+    if (skipped_.owners)
+      opts_.warn(plural(skipped_.owners, "entry", "entries") +
+                 " belonged to users other than root; rootless, they belong to you "
+                 "(root inside the env)");
     say(skipped_.sockets, "socket", "sockets", "sockets cannot be recreated from an archive");
     say(skipped_.privileged_xattrs, "trusted.*/security.* extended attribute",
         "trusted.*/security.* extended attributes", "setting them needs root");

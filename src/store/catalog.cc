@@ -99,6 +99,10 @@ Result<Catalog> Catalog::open(const std::string& path, bool create) {
   }
   Catalog c(db);
   sqlite3_busy_timeout(db, 10000);
+  // Keep the -wal file between commands: deleting and recreating it on
+  // every close costs more than the lookup a `togo run` needs.
+  int persist = 1;
+  sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
   // WAL: readers see the last commit and never wait for a writer.
   // synchronous=FULL: a commit that returned is on the disk.
   TRY(c.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"));
