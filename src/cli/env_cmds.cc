@@ -86,13 +86,9 @@ Result<int> cmd_create(Context& c) {
 }
 
 Result<int> cmd_ls(Context& c) {
-  auto path = TRY(c.store_path());
+  auto st = TRY(store::Store::open_existing(TRY(c.store_path()), store::Store::Access::kRead));
   std::vector<store::EnvRecord> envs;
-  std::optional<store::Store> st;
-  if (store::Store::exists(path)) {
-    st.emplace(TRY(store::Store::open(path, store::Store::Access::kRead)));
-    envs = TRY(st->catalog().envs());
-  }
+  if (st) envs = TRY(st->catalog().envs());
   auto image_name = [&](const std::string& id) {
     auto img = st->catalog().find_image(id);
     return img && *img ? (*img)->name : id.substr(7, 12);
@@ -122,9 +118,10 @@ Result<int> cmd_ls(Context& c) {
 }
 
 Result<int> cmd_rm(Context& c) {
-  auto path = TRY(c.store_path());
-  if (!store::Store::exists(path)) return no_such_env(c.inv.args[0]);
-  auto st = TRY(store::Store::open(path, store::Store::Access::kWrite));
+  auto existing =
+      TRY(store::Store::open_existing(TRY(c.store_path()), store::Store::Access::kWrite));
+  if (!existing) return no_such_env(c.inv.args[0]);
+  store::Store& st = *existing;
   auto lock = TRY(st.lock_for_writing("rm"));
   for (auto& name : c.inv.args) {
     auto env = TRY(st.catalog().find_env(name));

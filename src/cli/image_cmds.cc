@@ -117,13 +117,9 @@ Result<int> cmd_image_create(Context& c) {
 }
 
 Result<int> cmd_image_ls(Context& c) {
-  auto path = TRY(c.store_path());
+  auto st = TRY(store::Store::open_existing(TRY(c.store_path()), store::Store::Access::kRead));
   std::vector<store::ImageRecord> images;
-  std::optional<store::Store> st;
-  if (store::Store::exists(path)) {
-    st.emplace(TRY(store::Store::open(path, store::Store::Access::kRead)));
-    images = TRY(st->catalog().images());
-  }
+  if (st) images = TRY(st->catalog().images());
   if (c.json()) {
     std::string out = "[";
     for (size_t i = 0; i < images.size(); i++) {
@@ -149,10 +145,11 @@ Result<int> cmd_image_ls(Context& c) {
 }
 
 Result<int> cmd_image_rm(Context& c) {
-  auto path = TRY(c.store_path());
-  if (!store::Store::exists(path))
+  auto existing =
+      TRY(store::Store::open_existing(TRY(c.store_path()), store::Store::Access::kWrite));
+  if (!existing)
     return error(ErrorKind::kNotFound, "image " + c.inv.args[0] + ": no such image (the store is empty)");
-  auto st = TRY(store::Store::open(path, store::Store::Access::kWrite));
+  store::Store& st = *existing;
   for (auto& name : c.inv.args) {
     TRY(image::remove_image(st, name));
     std::printf("%s\n", name.c_str());

@@ -34,11 +34,12 @@ Result<std::string> refresh_resolv_conf(store::Store& st, const store::EnvRecord
 Result<int> run(Context& c) {
   const std::string& name = c.inv.args[0];
   auto path = TRY(c.store_path());
-  if (!store::Store::exists(path))
+  auto existing = TRY(store::Store::open_existing(path, store::Store::Access::kRead));
+  if (!existing)
     return error(ErrorKind::kNotFound, name + ": no such environment (the store " + path +
                                            " is empty)",
                  "`togo image create debian` then `togo create " + name + " --image debian`");
-  auto st = TRY(store::Store::open(path, store::Store::Access::kRead));
+  store::Store& st = *existing;
   auto env = TRY(st.catalog().find_env(name));
   if (!env)
     return error(ErrorKind::kNotFound, name + ": no such environment",

@@ -99,6 +99,15 @@ Result<std::pair<std::string, uint64_t>> read_and_unpack(int in, int blob_fd, in
   return std::pair{"sha256:" + tee->hash.hex(), tee->size};
 }
 
+// True if removing this name would take content away from an env: an env
+// uses it and no other name keeps it.
+Result<bool> content_in_use(store::Store& st, const store::ImageRecord& img) {
+  if (TRY(st.catalog().image_names(img.id)).size() > 1) return false;
+  for (auto& e : TRY(st.catalog().envs()))
+    if (e.image_id == img.id) return true;
+  return false;
+}
+
 std::string image_id(const std::vector<std::string>& layers, const std::string& config) {
   std::string text = "config " + config + "\n";
   for (auto& l : layers) text += "layer " + l + "\n";
@@ -160,11 +169,10 @@ Result<store::ImageRecord> import_rootfs(store::Store& st, int input_fd,
     auto old = TRY(st.catalog().find_image(name));
     TRY(st.catalog().transaction([&]() -> Result<void> {
       if (!known) TRY(st.catalog().put_layer({digest, blob_size, unpacked}));
-      if (old && old->id != img.id) {
-        bool used = false;
-        for (auto& e : TRY(st.catalog().envs())) used |= e.image_id == old->id;
-        if (!used) TRY(st.catalog().delete_image(old->id));
-      }
+      // The name moves to the new content. Content an env still uses keeps
+      // existing, under its id, if this was its only name.
+      if (old && old->id != img.id && TRY(content_in_use(st, *old)))
+        TRY(st.catalog().rename_image(old->name, old->id));
       return st.catalog().put_image(img);
     }));
     return img;
@@ -199,15 +207,16 @@ Result<void> remove_image(store::Store& st, const std::string& name) {
     return error(ErrorKind::kNotFound, "image " + name + ": no such image",
                  "`togo image ls` lists the images in this store");
   std::vector<std::string> users;
-  for (auto& e : TRY(st.catalog().envs()))
-    if (e.image_id == img->id) users.push_back(e.name);
+  if (TRY(content_in_use(st, *img)))
+    for (auto& e : TRY(st.catalog().envs()))
+      if (e.image_id == img->id) users.push_back(e.name);
   if (!users.empty()) {
     std::string list;
     for (auto& u : users) list += (list.empty() ? "" : ", ") + u;
     return error(ErrorKind::kConflict, "image " + name + ": in use by environment " + list,
                  "remove those environments first (`togo rm NAME`)");
   }
-  TRY(st.catalog().transaction([&] { return st.catalog().delete_image(img->id); }));
+  TRY(st.catalog().transaction([&] { return st.catalog().delete_image_name(img->name); }));
   return remove_unused_layers(st);
 }
 

@@ -17,14 +17,15 @@ CREATE TABLE layers (
   size      INTEGER NOT NULL
 );
 CREATE TABLE images (
-  id      TEXT PRIMARY KEY,
-  name    TEXT NOT NULL UNIQUE,
+  name    TEXT PRIMARY KEY,
+  id      TEXT NOT NULL,
   config  TEXT NOT NULL,
   source  TEXT NOT NULL,
   created INTEGER NOT NULL
 );
+CREATE INDEX images_by_id ON images(id);
 CREATE TABLE image_layers (
-  image    TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+  image    TEXT NOT NULL,
   position INTEGER NOT NULL,
   layer    TEXT NOT NULL REFERENCES layers(digest),
   PRIMARY KEY (image, position)
@@ -32,7 +33,7 @@ CREATE TABLE image_layers (
 CREATE TABLE envs (
   id      TEXT PRIMARY KEY,
   name    TEXT NOT NULL UNIQUE,
-  image   TEXT NOT NULL REFERENCES images(id),
+  image   TEXT NOT NULL,
   rootfs  TEXT NOT NULL,
   created INTEGER NOT NULL
 );
@@ -176,7 +177,10 @@ constexpr const char* kImageCols = "SELECT id, name, config, source, created FRO
 }  // namespace
 
 Result<std::optional<ImageRecord>> Catalog::find_image(const std::string& name_or_id) {
-  Stmt q(db_, (std::string(kImageCols) + " WHERE name = ?1 OR id = ?1").c_str());
+  // A name first; an id names its oldest name.
+  Stmt q(db_, (std::string(kImageCols) +
+               " WHERE name = ?1 OR id = ?1 ORDER BY name != ?1, created, name LIMIT 1")
+                  .c_str());
   q.bind(name_or_id);
   if (!TRY(q.step())) return std::nullopt;
   ImageRecord r{q.text(0), q.text(1), {}, q.text(2), q.text(3), q.integer(4)};
@@ -192,14 +196,18 @@ Result<std::vector<ImageRecord>> Catalog::images() {
   return out;
 }
 
+Result<std::vector<std::string>> Catalog::image_names(const std::string& id) {
+  Stmt q(db_, "SELECT name FROM images WHERE id = ? ORDER BY name");
+  q.bind(id);
+  std::vector<std::string> out;
+  while (TRY(q.step())) out.push_back(q.text(0));
+  return out;
+}
+
 Result<void> Catalog::put_image(const ImageRecord& r) {
-  // A name moves to the new image; the old image keeps existing only if an
-  // env still uses it, under its id.
-  TRY(Stmt(db_, "UPDATE images SET name = id WHERE name = ? AND id != ?")
-          .bind(r.name).bind(r.id).run());
-  TRY(Stmt(db_, "INSERT OR REPLACE INTO images (id, name, config, source, created) "
-                "VALUES (?, ?, ?, ?, ?)")
-          .bind(r.id).bind(r.name).bind(r.config).bind(r.source).bind(r.created).run());
+  TRY(delete_image_name(r.name));
+  TRY(Stmt(db_, "INSERT INTO images (name, id, config, source, created) VALUES (?, ?, ?, ?, ?)")
+          .bind(r.name).bind(r.id).bind(r.config).bind(r.source).bind(r.created).run());
   TRY(Stmt(db_, "DELETE FROM image_layers WHERE image = ?").bind(r.id).run());
   for (size_t i = 0; i < r.layers.size(); i++)
     TRY(Stmt(db_, "INSERT INTO image_layers (image, position, layer) VALUES (?, ?, ?)")
@@ -207,9 +215,14 @@ Result<void> Catalog::put_image(const ImageRecord& r) {
   return {};
 }
 
-Result<void> Catalog::delete_image(const std::string& id) {
-  TRY(Stmt(db_, "DELETE FROM image_layers WHERE image = ?").bind(id).run());
-  return Stmt(db_, "DELETE FROM images WHERE id = ?").bind(id).run();
+Result<void> Catalog::rename_image(const std::string& name, const std::string& new_name) {
+  return Stmt(db_, "UPDATE images SET name = ? WHERE name = ?").bind(new_name).bind(name).run();
+}
+
+Result<void> Catalog::delete_image_name(const std::string& name) {
+  TRY(Stmt(db_, "DELETE FROM images WHERE name = ?").bind(name).run());
+  // The layer list goes with the last name of that content.
+  return Stmt(db_, "DELETE FROM image_layers WHERE image NOT IN (SELECT id FROM images)").run();
 }
 
 namespace {

@@ -19,6 +19,8 @@ struct LayerRecord {
   uint64_t size = 0;    // bytes of regular files once unpacked
 };
 
+/// One name of an image. Names are unique; several names may share the same
+/// content (id), which is then stored once.
 struct ImageRecord {
   std::string id;       // "sha256:<hex>" over its layers and config
   std::string name;
@@ -64,11 +66,16 @@ class Catalog {
   /// Layers no image names.
   Result<std::vector<std::string>> unused_layers();
 
+  /// The image called `name_or_id`, or else one with that id.
   Result<std::optional<ImageRecord>> find_image(const std::string& name_or_id);
   Result<std::vector<ImageRecord>> images();
-  /// Inserts or replaces the image of that name.
+  /// Every name the content `id` has.
+  Result<std::vector<std::string>> image_names(const std::string& id);
+  /// Inserts, or replaces what the name pointed to.
   Result<void> put_image(const ImageRecord& image);
-  Result<void> delete_image(const std::string& id);
+  Result<void> rename_image(const std::string& name, const std::string& new_name);
+  /// Removes one name; the content's layer list goes with its last name.
+  Result<void> delete_image_name(const std::string& name);
 
   Result<std::optional<EnvRecord>> find_env(const std::string& name);
   Result<std::vector<EnvRecord>> envs();

@@ -60,10 +60,9 @@ TEST_F(CatalogTest, AFailedTransactionChangesNothing) {
   EXPECT_FALSE(*c->find_layer("sha256:l1"));
 }
 
-TEST_F(CatalogTest, EnvNamesAreUniqueAndNeedTheirImage) {
+TEST_F(CatalogTest, EnvNamesAreUnique) {
   auto c = Catalog::open(db(), true);
   ASSERT_TRUE(c);
-  EXPECT_FALSE(c->put_env({"00000000000000aa", "dev", "sha256:missing", "overlay", 1}));
   ASSERT_TRUE(c->put_image({"sha256:i1", "img", {}, "{}", "", 1}));
   ASSERT_TRUE(c->put_env({"00000000000000aa", "dev", "sha256:i1", "overlay", 1}));
   EXPECT_FALSE(c->put_env({"00000000000000bb", "dev", "sha256:i1", "overlay", 1}));
@@ -75,7 +74,23 @@ TEST_F(CatalogTest, ANameMovesToTheNewImage) {
   ASSERT_TRUE(c->put_image({"sha256:i1", "img", {}, "{}", "", 1}));
   ASSERT_TRUE(c->put_image({"sha256:i2", "img", {}, "{}", "", 2}));
   EXPECT_EQ((*c->find_image("img"))->id, "sha256:i2");
-  EXPECT_EQ((*c->find_image("sha256:i1"))->name, "sha256:i1");
+  EXPECT_FALSE(*c->find_image("sha256:i1"));
+}
+
+TEST_F(CatalogTest, TwoNamesShareOneContent) {
+  auto c = Catalog::open(db(), true);
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->put_layer({"sha256:l1", 1, 1}));
+  ASSERT_TRUE(c->put_image({"sha256:i1", "first", {"sha256:l1"}, "{}", "", 1}));
+  ASSERT_TRUE(c->put_image({"sha256:i1", "second", {"sha256:l1"}, "{}", "", 2}));
+  EXPECT_EQ(c->images()->size(), 2u);
+  EXPECT_EQ(*c->image_names("sha256:i1"), (std::vector<std::string>{"first", "second"}));
+  EXPECT_EQ((*c->find_image("sha256:i1"))->name, "first");
+  ASSERT_TRUE(c->delete_image_name("first"));
+  EXPECT_EQ((*c->find_image("second"))->layers, std::vector<std::string>{"sha256:l1"});
+  EXPECT_TRUE(c->unused_layers()->empty());
+  ASSERT_TRUE(c->delete_image_name("second"));
+  EXPECT_EQ(*c->unused_layers(), std::vector<std::string>{"sha256:l1"});
 }
 
 TEST_F(CatalogTest, UnusedLayersAreThoseNoImageNames) {
@@ -85,7 +100,7 @@ TEST_F(CatalogTest, UnusedLayersAreThoseNoImageNames) {
   ASSERT_TRUE(c->put_layer({"sha256:l2", 1, 1}));
   ASSERT_TRUE(c->put_image({"sha256:i1", "img", {"sha256:l1"}, "{}", "", 1}));
   EXPECT_EQ(*c->unused_layers(), std::vector<std::string>{"sha256:l2"});
-  ASSERT_TRUE(c->delete_image("sha256:i1"));
+  ASSERT_TRUE(c->delete_image_name("img"));
   EXPECT_EQ(c->unused_layers()->size(), 2u);
 }
 

@@ -102,6 +102,14 @@ bool Store::exists(const std::string& path) {
   return ::stat(fs::join(path, kMarker).c_str(), &st) == 0;
 }
 
+Result<std::optional<Store>> Store::open_existing(const std::string& path, Access access) {
+  if (exists(path)) return TRY(open(path, access));
+  auto probe = open(path, Access::kRead);  // says why a directory is not a store
+  if (probe) return std::optional<Store>();
+  if (probe.error().kind == ErrorKind::kNotFound) return std::nullopt;
+  return std::unexpected(std::move(probe.error()));
+}
+
 Result<Store> Store::open(const std::string& path, Access access) {
   if (access == Access::kWrite) TRY(fs::make_dirs(path, 0755));
   Fd fd = TRY_CTX(sys::open_at(AT_FDCWD, path, O_RDONLY | O_DIRECTORY), "store");

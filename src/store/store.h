@@ -47,6 +47,9 @@ class Store {
   static Result<Store> open(const std::string& path, Access access);
   /// True if `path` holds a store marker.
   static bool exists(const std::string& path);
+  /// Opens the store if there is one; nothing (and no error) when `path` is
+  /// missing or an empty directory. Never creates anything.
+  static Result<std::optional<Store>> open_existing(const std::string& path, Access access);
 
   const std::string& path() const { return path_; }
   int fd() const { return fd_.get(); }

@@ -1,0 +1,170 @@
+// An environment's state across runs: what persists, what is fresh each time,
+// what the host provides, and what happens while it is running.
+#include <signal.h>
+#include <time.h>
+
+#include "fixture.h"
+
+namespace togo::test {
+namespace {
+
+class EnvStateTest : public TogoTest {
+ protected:
+  void SetUp() override {
+    TogoTest::SetUp();
+    if (IsSkipped()) return;
+    ASSERT_NO_FATAL_FAILURE(make_env("dev"));
+  }
+
+  /// `togo run dev -- sh -c script` in the background, once it printed "ready".
+  std::unique_ptr<Background> start(const std::string& script) {
+    auto bg =
+        std::make_unique<Background>(std::vector<std::string>{togo_bin(), "--store", store(), "run",
+                                                              "dev", "--", "sh", "-c", script},
+                                     as_uid());
+    EXPECT_TRUE(bg->wait_for_line("ready", 30)) << "stdout:\n"
+                                                << bg->out() << "\nstderr:\n"
+                                                << bg->err();
+    return bg;
+  }
+
+  /// The STATE column of `togo ls` for `env`.
+  std::string state_of(const std::string& env) {
+    RunResult r = tg({"ls"});
+    EXPECT_EQ(r.status, 0) << describe(r);
+    auto lines = lines_of(r.out);
+    if (lines.empty()) return "<no header>";
+    size_t col = lines[0].find("STATE");
+    if (col == std::string::npos) return "<no STATE column>";
+    for (const auto& l : lines)
+      if (l.starts_with(env + " ") && l.size() > col) return l.substr(col, l.find(' ', col) - col);
+    return "<no row>";
+  }
+};
+TOGO_AS_ROOT_AND_ROOTLESS(EnvStateTest);
+
+double now_s() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+TEST_P(EnvStateTest, WritesPersistAcrossRuns) {
+  RunResult w = sh("dev",
+                   "echo hello > /root/f && mkdir -p /srv/data && echo x > /srv/data/y "
+                   "&& rm /etc/os-release");
+  ASSERT_EQ(w.status, 0) << describe(w);
+  RunResult r = sh("dev", "cat /root/f /srv/data/y; test -e /etc/os-release || echo deleted");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out, "hello\nx\ndeleted\n");
+}
+
+TEST_P(EnvStateTest, WritesAreGoneAfterRmAndCreate) {
+  ASSERT_EQ(sh("dev", "echo hello > /root/f").status, 0);
+  ASSERT_EQ(list_dir(store() + "/envs").size(), 1u);
+  RunResult rm = tg({"rm", "dev"});
+  EXPECT_EQ(rm.status, 0) << describe(rm);
+  EXPECT_EQ(rm.out, "dev\n");
+  EXPECT_EQ(list_dir(store() + "/envs"), std::vector<std::string>{})
+      << "the env's directory is removed";
+  RunResult ls = tg({"ls"});
+  EXPECT_EQ(lines_of(ls.out).size(), 1u) << ls.out;
+  ASSERT_NO_FATAL_FAILURE(create_env("dev", "test"));
+  RunResult r = sh("dev", "test -e /root/f && echo still there; echo $?");
+  EXPECT_EQ(r.out, "1\n") << describe(r);
+}
+
+TEST_P(EnvStateTest, RmRemovesWhatTheEnvLockedDown) {
+  RunResult w = sh("dev",
+                   "mkdir -p /root/ro/sub && touch /root/ro/f /root/ro/sub/g && "
+                   "chmod 000 /root/ro/f && chmod 0555 /root/ro/sub /root/ro");
+  ASSERT_EQ(w.status, 0) << describe(w);
+  RunResult rm = tg({"rm", "dev"});
+  EXPECT_EQ(rm.status, 0) << describe(rm);
+  EXPECT_EQ(list_dir(store() + "/envs"), std::vector<std::string>{});
+}
+
+TEST_P(EnvStateTest, ImageIsNotChangedByTheEnv) {
+  ASSERT_EQ(sh("dev", "echo changed > /etc/os-release").status, 0);
+  ASSERT_NO_FATAL_FAILURE(create_env("other", "test"));
+  EXPECT_EQ(probe_value(probe("other"), "os_id"), "togotest");
+  EXPECT_EQ(in_env("dev", {"cat", "/etc/os-release"}).out, "changed\n");
+}
+
+TEST_P(EnvStateTest, TmpIsEmptyInEachRun) {
+  RunResult w = sh("dev", "ls -A /tmp; touch /tmp/x; ls -A /tmp");
+  EXPECT_EQ(w.status, 0) << describe(w);
+  EXPECT_EQ(w.out, "x\n");
+  RunResult r = in_env("dev", {"ls", "-A", "/tmp"});
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out, "") << "/tmp is a fresh tmpfs in each run";
+  EXPECT_EQ(in_env("dev", {"stat", "-c", "%a", "/tmp"}).out, "1777\n");
+}
+
+TEST_P(EnvStateTest, ResolvConfIsTheHosts) {
+  auto host = read_file("/etc/resolv.conf");
+  if (!host) GTEST_SKIP() << "this host has no /etc/resolv.conf";
+  RunResult r = in_env("dev", {"cat", "/etc/resolv.conf"});
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out, *host);
+}
+
+TEST_P(EnvStateTest, RunningEnvCannotBeRemovedOrRunTwice) {
+  auto bg = start("echo ready; exec sleep 5");
+  EXPECT_EQ(state_of("dev"), "running");
+  RunResult json = tg({"ls", "--json"});
+  EXPECT_NE(json.out.find("\"state\":\"running\""), std::string::npos) << json.out;
+
+  RunResult rm = tg({"rm", "dev"});
+  EXPECT_EQ(rm.status, 4);
+  EXPECT_TRUE(one_line_error(rm, "running"));
+  EXPECT_EQ(list_dir(store() + "/envs").size(), 1u);
+
+  RunResult second = in_env("dev", {"true"});
+  EXPECT_EQ(second.status, 125);
+  EXPECT_TRUE(one_line_error(second, "dev"));
+
+  // SIGTERM reaches sleep, which dies of it.
+  ::kill(bg->pid(), SIGTERM);
+  EXPECT_EQ(bg->wait(10), std::optional<int>(128 + SIGTERM)) << bg->err();
+  EXPECT_EQ(state_of("dev"), "stopped");
+  RunResult rm2 = tg({"rm", "dev"});
+  EXPECT_EQ(rm2.status, 0) << describe(rm2);
+}
+
+TEST_P(EnvStateTest, SigtermToTogoReachesTheCommand) {
+  auto bg = start("trap 'exit 9' TERM; echo ready; sleep 30 & wait");
+  double t0 = now_s();
+  ASSERT_EQ(::kill(bg->pid(), SIGTERM), 0);
+  auto status = bg->wait(10);
+  EXPECT_EQ(status, std::optional<int>(9)) << "stderr: " << bg->err();
+  EXPECT_LT(now_s() - t0, 5.0);
+  EXPECT_EQ(bg->err(), "");
+}
+
+TEST_P(EnvStateTest, SighupAndSigintToTogoReachTheCommand) {
+  for (int sig : {SIGHUP, SIGINT}) {
+    SCOPED_TRACE(sig);
+    auto bg = start(
+        "trap 'exit 11' HUP; trap 'exit 12' INT; echo ready; "
+        "while :; do sleep 1 & wait; done");
+    ASSERT_EQ(::kill(bg->pid(), sig), 0);
+    EXPECT_EQ(bg->wait(10), std::optional<int>(sig == SIGHUP ? 11 : 12)) << "stderr: " << bg->err();
+  }
+}
+
+TEST_P(EnvStateTest, KillingTogoEndsTheEnv) {
+  auto bg = start("echo ready; exec sleep 30");
+  double t0 = now_s();
+  ASSERT_EQ(::kill(bg->pid(), SIGKILL), 0);
+  EXPECT_EQ(bg->wait(10), std::optional<int>(128 + SIGKILL));
+  // The env's processes die with it: the env is free again.
+  std::string state;
+  while ((state = state_of("dev")) != "stopped" && now_s() - t0 < 5) ::usleep(20000);
+  EXPECT_EQ(state, "stopped");
+  RunResult r = in_env("dev", {"true"});
+  EXPECT_EQ(r.status, 0) << describe(r);
+}
+
+}  // namespace
+}  // namespace togo::test
