@@ -46,6 +46,34 @@ std::string json_quote(std::string_view s) {
   return out + "\"";
 }
 
+JsonObject& JsonObject::add(std::string_view key, std::string_view value) {
+  return add_raw(key, json_quote(value));
+}
+
+JsonObject& JsonObject::add(std::string_view key, int64_t value) {
+  return add_raw(key, std::to_string(value));
+}
+
+JsonObject& JsonObject::add_raw(std::string_view key, std::string_view json) {
+  if (body_.size() > 1) body_ += ',';
+  body_ += json_quote(key);
+  body_ += ':';
+  body_ += json;
+  return *this;
+}
+
+std::string json_array(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (size_t i = 0; i < items.size(); i++) (out += i ? "," : "") += items[i];
+  return out + "]";
+}
+
+std::string json_string_array(const std::vector<std::string>& items) {
+  std::vector<std::string> quoted;
+  for (auto& i : items) quoted.push_back(json_quote(i));
+  return json_array(quoted);
+}
+
 std::string human_size(uint64_t bytes) {
   static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double v = static_cast<double>(bytes);

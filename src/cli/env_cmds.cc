@@ -94,18 +94,18 @@ Result<int> cmd_ls(Context& c) {
     return img && *img ? (*img)->name : id.substr(7, 12);
   };
   if (c.json()) {
-    std::string out = "[";
-    for (size_t i = 0; i < envs.size(); i++) {
-      auto& e = envs[i];
-      out += (i ? "," : "") + std::string("{\"name\":") + text::json_quote(e.name) +
-             ",\"id\":" + text::json_quote(e.id) +
-             ",\"image\":" + text::json_quote(image_name(e.image_id)) +
-             ",\"image_id\":" + text::json_quote(e.image_id) +
-             ",\"rootfs\":" + text::json_quote(e.rootfs) +
-             ",\"state\":" + text::json_quote(is_running(*st, e) ? "running" : "stopped") +
-             ",\"created\":" + std::to_string(e.created) + "}";
-    }
-    std::printf("%s]\n", out.c_str());
+    std::vector<std::string> items;
+    for (auto& e : envs)
+      items.push_back(text::JsonObject()
+                          .add("name", e.name)
+                          .add("id", e.id)
+                          .add("image", image_name(e.image_id))
+                          .add("image_id", e.image_id)
+                          .add("rootfs", e.rootfs)
+                          .add("state", is_running(*st, e) ? "running" : "stopped")
+                          .add("created", e.created)
+                          .str());
+    std::printf("%s\n", text::json_array(items).c_str());
     return 0;
   }
   std::vector<std::vector<std::string>> rows = {{"NAME", "IMAGE", "STATE", "ROOTFS", "CREATED"}};

@@ -121,18 +121,17 @@ Result<int> cmd_image_ls(Context& c) {
   std::vector<store::ImageRecord> images;
   if (st) images = TRY(st->catalog().images());
   if (c.json()) {
-    std::string out = "[";
-    for (size_t i = 0; i < images.size(); i++) {
-      auto& im = images[i];
-      std::string layers;
-      for (auto& l : im.layers) layers += (layers.empty() ? "" : ",") + text::json_quote(l);
-      out += (i ? "," : "") + std::string("{\"name\":") + text::json_quote(im.name) +
-             ",\"id\":" + text::json_quote(im.id) +
-             ",\"size\":" + std::to_string(image_size(*st, im)) +
-             ",\"created\":" + std::to_string(im.created) + ",\"layers\":[" + layers + "]" +
-             ",\"source\":" + text::json_quote(im.source) + "}";
-    }
-    std::printf("%s]\n", out.c_str());
+    std::vector<std::string> items;
+    for (auto& im : images)
+      items.push_back(text::JsonObject()
+                          .add("name", im.name)
+                          .add("id", im.id)
+                          .add("size", image_size(*st, im))
+                          .add("created", im.created)
+                          .add_raw("layers", text::json_string_array(im.layers))
+                          .add("source", im.source)
+                          .str());
+    std::printf("%s\n", text::json_array(items).c_str());
     return 0;
   }
   std::vector<std::vector<std::string>> rows = {{"NAME", "ID", "SIZE", "CREATED", "SOURCE"}};
