@@ -55,5 +55,10 @@ Result<int> cmd_create(Context& c);
 Result<int> cmd_ls(Context& c);
 Result<int> cmd_rm(Context& c);
 Result<int> cmd_run(Context& c);
+Result<int> cmd_exec(Context& c);
+Result<int> cmd_start(Context& c);
+Result<int> cmd_stop(Context& c);
+Result<int> cmd_ps(Context& c);
+Result<int> cmd_logs(Context& c);
 
 }  // namespace togo::cli

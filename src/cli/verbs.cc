@@ -10,8 +10,20 @@ const std::vector<VerbSpec>& verbs() {
   static const std::vector<VerbSpec> table = {
       {"run", "NAME [-- CMD...]", "run a command in an environment (no CMD: a login shell)", {},
        1, 1, true,
-       "The command's exit status is togo's (128+N if signal N ended it).\n"
-       "togo's own failures: 125; a command that cannot run: 126; not found: 127."},
+       "Starts the environment if it is not running, or joins it if it is (same processes,\n"
+       "same /tmp). With a terminal the command gets a pty. The command's exit status is\n"
+       "togo's (128+N if signal N ended it). togo's own failures: 125; a command that cannot\n"
+       "run: 126; not found: 127. An environment started by run stops with its last session."},
+      {"exec", "NAME -- CMD...", "run a command in a running environment", {}, 1, 1, true,
+       "Like run, but the environment must already be running (`togo start`)."},
+      {"start", "NAME", "keep an environment running in the background", {}, 1, 1, false,
+       "Its processes live until `togo stop`; run and exec join it."},
+      {"stop", "NAME...", "stop running environments",
+       {{"--time", "SECONDS", "grace period between SIGTERM and SIGKILL (default 10)"}}, 1, 64},
+      {"ps", "[NAME]", "list running environments, or the processes of one",
+       {{"--json", "", "print JSON"}}, 0, 1},
+      {"logs", "NAME", "show an environment's log", {{"--follow", "", "keep printing while it runs"}},
+       1, 1},
       {"create", "NAME", "create an environment from an image",
        {{"--image", "IMAGE", "the image to start from (required)"},
         {"--rootfs", "overlay|copy",
@@ -38,6 +50,9 @@ const std::vector<VerbSpec>& verbs() {
 Handler handler_for(const VerbSpec& v) {
   static const std::map<std::string, Handler> handlers = {
       {"run", cmd_run},           {"create", cmd_create},
+      {"exec", cmd_exec},         {"start", cmd_start},
+      {"stop", cmd_stop},         {"ps", cmd_ps},
+      {"logs", cmd_logs},
       {"ls", cmd_ls},             {"rm", cmd_rm},
       {"image import", cmd_image_import}, {"image create", cmd_image_create},
       {"image ls", cmd_image_ls}, {"image rm", cmd_image_rm},

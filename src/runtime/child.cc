@@ -14,15 +14,11 @@
 #include <cerrno>
 #include <cstring>
 
-#include "runtime/passwd.h"
-
-extern char** environ;
+#include "runtime/init.h"
 
 namespace togo::runtime {
 
 namespace {
-
-constexpr size_t kMaxEnv = 250;
 
 // Reports a failure to the parent and exits; the parent builds the message.
 [[noreturn]] void fail(int report_fd, int32_t step, int err, int status = 125) {
@@ -162,55 +158,41 @@ int run_step(const Step& s, int store, int& root) {
   return -1;
 }
 
-// The command: signals back to default, fds beyond stdio closed at exec.
-// `path` is exec'd as is when set; otherwise argv[0] is looked up in PATH.
-[[noreturn]] void exec_command(const sigset_t& old_mask, int report, const char* path,
-                               const char* const* argv, const char* const* envp,
-                               const char* cwd) {
-  for (int sig = 1; sig < NSIG; sig++) ::signal(sig, SIG_DFL);
-  ::sigprocmask(SIG_SETMASK, &old_mask, nullptr);
-  // SECURITY: no descriptor of togo's reaches the env (runc CVE-2024-21626).
-  ::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
-  if (::chdir(cwd) < 0 && ::chdir("/") < 0) fail(report, kCwdStep, errno);
-  environ = const_cast<char**>(envp);
-  if (path)
-    ::execve(path, const_cast<char* const*>(argv), const_cast<char* const*>(envp));
-  else
-    ::execvp(argv[0], const_cast<char* const*>(argv));
-  int err = errno;
-  fail(report, kExecStep, err, err == ENOENT ? 127 : 126);
+// Closes every descriptor but those in keep[0..n) (n <= 8), allocation-free.
+void close_all_except(int* keep, int n) {
+  for (int i = 1; i < n; i++)
+    for (int j = i; j > 0 && keep[j] < keep[j - 1]; j--) {
+      int t = keep[j];
+      keep[j] = keep[j - 1];
+      keep[j - 1] = t;
+    }
+  unsigned from = 3;
+  for (int i = 0; i < n; i++) {
+    if (keep[i] < 0) continue;
+    if (static_cast<unsigned>(keep[i]) > from)
+      ::syscall(SYS_close_range, from, static_cast<unsigned>(keep[i]) - 1, 0);
+    if (static_cast<unsigned>(keep[i]) + 1 > from) from = static_cast<unsigned>(keep[i]) + 1;
+  }
+  ::syscall(SYS_close_range, from, ~0U, 0);
 }
 
-// pid 1: forwards signals that did not come from the terminal, reaps every
-// orphan, and exits with the command's status when the command ends.
-[[noreturn]] void be_init(pid_t command) {
-  sigset_t all;
-  ::sigfillset(&all);
-  for (;;) {
-    siginfo_t info;
-    int sig = ::sigwaitinfo(&all, &info);
-    if (sig < 0) continue;
-    if (sig != SIGCHLD) {
-      // A terminal's signal reaches the command's process group directly.
-      if (info.si_code != SI_KERNEL) ::kill(command, sig);
-      continue;
-    }
-    int status;
-    pid_t pid;
-    while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
-      if (pid != command) continue;
-      if (WIFEXITED(status)) ::_exit(WEXITSTATUS(status));
-      ::_exit(128 + WTERMSIG(status));
-    }
-  }
+// Shows "togo-init" as pid 1's command line in the env, instead of the
+// host's togo command line with its store path.
+void rename_self() {
+  ::prctl(PR_SET_NAME, "togo-init");
+  char buf[4096];
+  int fd = ::open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = ::read(fd, buf, sizeof buf);
+  ::close(fd);
+  if (n <= 10 || !program_invocation_name) return;
+  std::memset(program_invocation_name, 0, static_cast<size_t>(n));
+  std::memcpy(program_invocation_name, "togo-init", 9);
 }
 
 }  // namespace
 
-void child_main(const Plan& plan, const ChildFds& fds, const char* const* argv,
-                const char* const* envp) {
-  // The env must not outlive the togo that started it.
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+void child_main(const Plan& plan, const ChildFds& fds) {
   char go;
   if (::read(fds.sync, &go, 1) != 1) ::_exit(125);  // the parent is gone
   ::close(fds.sync);
@@ -227,43 +209,30 @@ void child_main(const Plan& plan, const ChildFds& fds, const char* const* argv,
 
   // SECURITY: init keeps no descriptor of the host's tree (the store, the
   // old root): a process in the env could otherwise reach it through
-  // /proc/1/fd. Non-dumpable, /proc/1 is closed to the env (runc
-  // CVE-2019-5736 went through /proc/<init>/exe).
-  ::syscall(SYS_close_range, 3, static_cast<unsigned>(fds.report - 1), 0);
-  ::syscall(SYS_close_range, static_cast<unsigned>(fds.report + 1), ~0U, 0);
+  // /proc/1/fd. What it keeps are sockets, the log and the env's lock file.
+  // Non-dumpable, /proc/1 is closed to the env (runc CVE-2019-5736 went
+  // through /proc/<init>/exe).
+  int keep[] = {fds.report, fds.listen, fds.first, fds.log, fds.lock};
+  close_all_except(keep, 5);
   ::prctl(PR_SET_DUMPABLE, 0);
-
-  // Root's home and shell come from the env's own /etc/passwd, read with
-  // fixed buffers now that "/" is the env's root.
-  static PasswdEntry user;
-  lookup_passwd_uid("/etc/passwd", 0, &user);
-  static char home_env[sizeof user.home + 8] = "HOME=";
-  std::strncat(home_env, user.home, sizeof home_env - 6);
-  static const char* env[kMaxEnv + 2];
-  size_t n = 0;
-  env[n++] = home_env;
-  for (size_t i = 0; envp[i] && n < kMaxEnv; i++) env[n++] = envp[i];
-  env[n] = nullptr;
-
-  // No command: the login shell, exec'd by path with "-name" as argv[0].
-  const char* path = nullptr;
-  static char login_arg0[sizeof user.shell + 2] = "-";
-  static const char* login_argv[2] = {login_arg0, nullptr};
-  if (!argv[0]) {
-    const char* base = std::strrchr(user.shell, '/');
-    std::strncat(login_arg0, base ? base + 1 : user.shell, sizeof login_arg0 - 2);
-    path = user.shell;
-    argv = login_argv;
+  // Off the terminal's session: only the host's togo signals sessions.
+  ::setsid();
+  int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null >= 0) {
+    ::dup2(null, 0);
+    ::dup2(fds.log >= 0 ? fds.log : null, 1);
+    ::dup2(fds.log >= 0 ? fds.log : null, 2);
+    ::close(null);
   }
+  rename_self();
+  ::close(fds.report);  // EOF: the env is ready
 
-  sigset_t all;
-  ::sigfillset(&all);
-  ::sigprocmask(SIG_BLOCK, &all, nullptr);
-  pid_t command = ::fork();
-  if (command < 0) fail(fds.report, kExecStep, errno);
-  if (command == 0) exec_command(*fds.command_mask, fds.report, path, argv, env, user.home);
-  ::close(fds.report);
-  be_init(command);
+  InitConfig config;
+  config.listen = fds.listen;
+  config.first = fds.first;
+  config.log = fds.log;
+  config.persistent = fds.persistent;
+  init_main(config);
 }
 
 }  // namespace togo::runtime

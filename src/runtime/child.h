@@ -4,34 +4,32 @@
 // ChildReport over a close-on-exec pipe.
 #pragma once
 
-#include <signal.h>
-
 #include <cstdint>
 
 #include "runtime/plan.h"
 
 namespace togo::runtime {
 
-/// Sent by the child when a step fails; step is an index into Plan::steps,
-/// or kExecStep when the command itself could not be executed.
+/// Sent by the child when a step fails; step is an index into Plan::steps.
 struct ChildReport {
   int32_t step;
   int32_t err;
 };
-inline constexpr int32_t kExecStep = -1;
-inline constexpr int32_t kCwdStep = -2;
 inline constexpr int32_t kStoreStep = -3;
 
-/// What the child receives from the parent: descriptors by number, and the
-/// signal mask togo had before it blocked signals to wait for the child.
+/// What the child receives from the parent, by number.
 struct ChildFds {
-  int sync;     // read end: one byte once the parent has set up id maps
-  int report;   // write end for ChildReport
-  const sigset_t* command_mask;  // the mask the command starts with
+  int sync;    // read end: one byte once the parent has set up id maps
+  int report;  // write end for ChildReport; closed when the env is ready
+  int listen;  // the env's control socket, listening
+  int first;   // a connected session channel for the first session, or -1
+  int log;     // the env's log file
+  int lock;    // the env's lock, held while the env runs
+  bool persistent;
 };
 
-/// Runs in the child right after clone(); never returns.
-[[noreturn]] void child_main(const Plan& plan, const ChildFds& fds,
-                             const char* const* argv, const char* const* envp);
+/// Runs in the child right after clone(); never returns. Until it becomes
+/// init it does not allocate.
+[[noreturn]] void child_main(const Plan& plan, const ChildFds& fds);
 
 }  // namespace togo::runtime

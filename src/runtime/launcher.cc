@@ -1,18 +1,22 @@
 #include "runtime/launcher.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
-#include <vector>
 
-#include "base/fd.h"
+#include "base/fs.h"
 #include "base/sys.h"
 #include "runtime/child.h"
 
@@ -38,106 +42,164 @@ Result<void> write_id_maps(pid_t pid) {
   return {};
 }
 
-int exit_status(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return 125;
+// A unix socket address for a file in a directory we hold open: through
+// /proc/self/fd the path stays short however deep the store is.
+struct sockaddr_un socket_address(int dir) {
+  struct sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/%s", dir, kControlSocket);
+  return addr;
 }
 
-// Waits for the child, forwarding signals sent to togo by other processes;
-// the terminal's own signals already reach the command's process group.
-int wait_forwarding(pid_t child, const sigset_t& mask) {
-  for (;;) {
-    siginfo_t info;
-    int sig = ::sigwaitinfo(&mask, &info);
-    if (sig < 0) continue;
-    if (sig == SIGCHLD) {
-      int status;
-      pid_t pid = ::waitpid(child, &status, WNOHANG);
-      if (pid == child) return exit_status(status);
-      continue;
-    }
-    if (info.si_code != SI_KERNEL) ::kill(child, sig);
-  }
+// Field 22 of /proc/<pid>/stat: when the process started, in clock ticks.
+// With the pid it names one process, even after pids wrap around.
+uint64_t start_time(pid_t pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  auto fd = sys::open_at(AT_FDCWD, path, O_RDONLY);
+  if (!fd) return 0;
+  auto text = sys::read_all(fd->get(), path);
+  if (!text) return 0;
+  size_t paren = text->rfind(')');
+  if (paren == std::string::npos) return 0;
+  // After ") " come fields 3, 4, ...: field 22 is the 20th of them.
+  size_t pos = paren + 2;
+  for (int field = 3; field < 22 && pos < text->size(); field++) pos = text->find(' ', pos) + 1;
+  return std::strtoull(text->c_str() + pos, nullptr, 10);
+}
+
+Result<void> record_init(int env_dir, pid_t pid) {
+  std::string text = std::to_string(pid) + " " + std::to_string(start_time(pid)) + "\n";
+  // Runtime state, rewritten at every start: no fsync needed.
+  std::string tmp = fs::temp_name(".tmp-pid-");
+  Fd fd = TRY(sys::open_at(env_dir, tmp, O_WRONLY | O_CREAT | O_EXCL, 0644));
+  TRY(sys::write_all(fd.get(), text, kInitPid));
+  return sys::rename_at(env_dir, tmp, env_dir, kInitPid);
+}
+
+Result<Fd> listen_control(int env_dir) {
+  ::unlinkat(env_dir, kControlSocket, 0);  // a stale socket of an env that ended
+  Fd sock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (!sock.valid()) return sys_error(errno, "creating the control socket");
+  struct sockaddr_un addr = socket_address(env_dir);
+  mode_t old = ::umask(077);  // only this user may talk to the env
+  int rc = ::bind(sock.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof addr);
+  ::umask(old);
+  if (rc < 0) return sys_error(errno, "binding the control socket");
+  if (::listen(sock.get(), 64) < 0) return sys_error(errno, "listening on the control socket");
+  return sock;
 }
 
 }  // namespace
 
-std::expected<int, LaunchFailure> launch(const Plan& plan) {
-  // Everything the child touches is prepared here, before clone.
-  std::vector<const char*> argv, envp;
-  for (auto& a : plan.argv) argv.push_back(a.c_str());
-  argv.push_back(nullptr);
-  for (auto& e : plan.env) envp.push_back(e.c_str());
-  envp.push_back(nullptr);
+std::expected<pid_t, LaunchFailure> start_env(const Plan& plan, const StartConfig& cfg) {
+  auto fail125 = [](Error e) { return failure(125, std::move(e)); };
+  auto listen = listen_control(cfg.env_dir);
+  if (!listen) return fail125(listen.error());
+  auto log = sys::open_at(cfg.env_dir, kLog, O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (!log) return fail125(log.error());
+  struct stat st;
+  if (::fstat(log->get(), &st) == 0 && st.st_size > (1 << 20)) (void)!::ftruncate(log->get(), 0);
 
   int sync[2], report[2];
-  if (auto r = sys::pipe(sync); !r) return failure(125, r.error());
+  if (auto r = sys::pipe(sync); !r) return fail125(r.error());
   Fd sync_r(sync[0]), sync_w(sync[1]);
-  if (auto r = sys::pipe(report); !r) return failure(125, r.error());
+  if (auto r = sys::pipe(report); !r) return fail125(r.error());
   Fd report_r(report[0]), report_w(report[1]);
-
-  sigset_t mask, old_mask;
-  ::sigemptyset(&mask);
-  for (int sig : {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH})
-    ::sigaddset(&mask, sig);
-  ::sigprocmask(SIG_BLOCK, &mask, &old_mask);
 
   long pid = ::syscall(SYS_clone, plan.clone_flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
   if (pid == 0) {
-    ChildFds fds{sync_r.get(), report_w.get(), &old_mask};
-    child_main(plan, fds, argv.data(), envp.data());
+    ChildFds fds{sync_r.get(), report_w.get(), listen->get(), cfg.first,
+                 log->get(),   cfg.lock,       cfg.persistent};
+    child_main(plan, fds);
   }
   int clone_err = errno;
   sync_r.reset();
   report_w.reset();
-  auto restore = [&] { ::sigprocmask(SIG_SETMASK, &old_mask, nullptr); };
   if (pid < 0) {
-    restore();
     Error e = sys_error(clone_err, "creating namespaces (clone)").error();
     if (clone_err == EPERM || clone_err == ENOSPC)
       e.hint = "this host does not let this user create namespaces; see `togo doctor`";
-    return failure(125, std::move(e));
+    return fail125(std::move(e));
   }
   auto child = static_cast<pid_t>(pid);
   if (plan.rootless) {
     if (auto r = write_id_maps(child); !r) {
       ::kill(child, SIGKILL);
       ::waitpid(child, nullptr, 0);
-      restore();
-      return failure(125, std::move(r.error()).context("mapping user ids"));
+      return fail125(std::move(r.error()).context("mapping user ids"));
     }
   }
   (void)!::write(sync_w.get(), "g", 1);
   sync_w.reset();
 
-  // EOF: every step succeeded and the command was exec'd.
+  // EOF: every step succeeded and init serves the control socket.
   ChildReport rep{};
   ssize_t n;
   do n = ::read(report_r.get(), &rep, sizeof rep);
   while (n < 0 && errno == EINTR);
-  int status = wait_forwarding(child, mask);
-  restore();
-  if (n != static_cast<ssize_t>(sizeof rep)) return status;
+  if (n == static_cast<ssize_t>(sizeof rep)) {
+    ::waitpid(child, nullptr, 0);
+    std::string what = "setting up";
+    if (rep.step == kStoreStep)
+      what = "entering the store " + plan.store;
+    else if (rep.step >= 0 && static_cast<size_t>(rep.step) < plan.steps.size())
+      what = describe(plan.steps[static_cast<size_t>(rep.step)]);
+    Error e = sys_error(rep.err, what).error();
+    if (rep.step >= 0 && plan.steps[static_cast<size_t>(rep.step)].kind == StepKind::kMountOverlay)
+      e.hint = "overlayfs does not work on this store's filesystem here; recreate the env "
+               "with `togo create NAME --image IMAGE --rootfs copy`";
+    return fail125(std::move(e));
+  }
+  if (auto r = record_init(cfg.env_dir, child); !r) return fail125(r.error());
+  return child;
+}
 
-  std::string what;
-  if (rep.step == kExecStep)
-    what = "running " + (plan.argv.empty() ? std::string("the login shell") : plan.argv[0]);
-  else if (rep.step == kStoreStep)
-    what = "entering the store " + plan.store;
-  else if (rep.step == kCwdStep)
-    what = "changing to the working directory";
-  else if (rep.step >= 0 && static_cast<size_t>(rep.step) < plan.steps.size())
-    what = describe(plan.steps[static_cast<size_t>(rep.step)]);
-  else
-    what = "setting up";
-  Error e = sys_error(rep.err, what).error();
-  int code = 125;
-  if (rep.step == kExecStep) code = rep.err == ENOENT ? 127 : 126;
-  if (rep.step >= 0 && plan.steps[static_cast<size_t>(rep.step)].kind == StepKind::kMountOverlay)
-    e.hint = "overlayfs does not work on this store's filesystem here; recreate the env "
-             "with `togo create NAME --image IMAGE --rootfs copy`";
-  return failure(code, std::move(e));
+Result<std::optional<Fd>> connect_env(int env_dir) {
+  Fd sock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (!sock.valid()) return sys_error(errno, "creating a socket");
+  struct sockaddr_un addr = socket_address(env_dir);
+  if (::connect(sock.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) < 0) {
+    if (errno == ECONNREFUSED || errno == ENOENT) return std::nullopt;
+    return sys_error(errno, "connecting to the env's control socket");
+  }
+  return std::optional<Fd>(std::move(sock));
+}
+
+std::optional<pid_t> live_init(int env_dir) {
+  auto text = fs::read_file(env_dir, kInitPid);
+  if (!text) return std::nullopt;
+  unsigned long long pid = 0, start = 0;
+  if (std::sscanf(text->c_str(), "%llu %llu", &pid, &start) != 2 || pid == 0) return std::nullopt;
+  if (start_time(static_cast<pid_t>(pid)) != start) return std::nullopt;
+  return static_cast<pid_t>(pid);
+}
+
+void wait_init_gone(int env_dir, int timeout_ms) {
+  auto pid = live_init(env_dir);
+  if (!pid) return;
+  Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, *pid, 0)));
+  // Still the same process: readable once it has exited and its
+  // namespaces (and so its mounts) are gone.
+  if (!pidfd.valid() || !live_init(env_dir)) return;
+  struct pollfd p = {pidfd.get(), POLLIN, 0};
+  ::poll(&p, 1, timeout_ms);
+}
+
+Result<EnvStatus> query_status(int channel) {
+  TRY(send_message(channel, MsgType::kStatus, ""));
+  auto m = TRY(recv_message(channel));
+  auto v = TRY(decode_u32s(m.body, 3));
+  return EnvStatus{v[0], static_cast<int64_t>(v[1]), v[2] != 0};
+}
+
+Result<void> stop_env(int channel, int env_dir, uint32_t grace) {
+  TRY(send_message(channel, MsgType::kStop, encode_u32s({grace})));
+  // init closes the connection when it exits.
+  while (recv_message(channel)) {
+  }
+  wait_init_gone(env_dir, 5000);
+  return {};
 }
 
 }  // namespace togo::runtime

@@ -1,9 +1,16 @@
-// The parent side of a run: clone into new namespaces, map ids, wait, and
-// pass the command's exit status through.
+// The host side of an env: start its init in new namespaces, connect to a
+// running one, run a session over the control channel, stop it.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+
 #include "base/error.h"
+#include "base/fd.h"
 #include "runtime/plan.h"
+#include "runtime/protocol.h"
 
 namespace togo::runtime {
 
@@ -14,8 +21,47 @@ struct LaunchFailure {
   Error error;
 };
 
-/// Runs `plan`. Returns the command's exit status (128+N if a signal N
-/// ended it), or the failure.
-std::expected<int, LaunchFailure> launch(const Plan& plan);
+/// Files of a running env, in its directory (envs/<id>).
+inline constexpr const char* kControlSocket = "ctl.sock";
+inline constexpr const char* kInitPid = "init.pid";  // "<pid> <start time>\n"
+inline constexpr const char* kLog = "log";
+
+struct StartConfig {
+  int env_dir = -1;         // the env's directory in the store
+  int lock = -1;            // the env's lock, already held; init keeps it
+  int first = -1;           // a session channel for init to serve first, or -1
+  bool persistent = false;  // `togo start`: stay up without sessions
+};
+
+/// Starts the env's init with `plan` and returns its pid once the env's
+/// root is ready and the control socket listens.
+std::expected<pid_t, LaunchFailure> start_env(const Plan& plan, const StartConfig& config);
+
+/// Connects to a running env's control socket; nothing if it is not running.
+Result<std::optional<Fd>> connect_env(int env_dir);
+
+/// The init recorded in the env's directory, if that process still exists.
+std::optional<pid_t> live_init(int env_dir);
+
+/// Waits (up to `timeout_ms`) until the init recorded in the env's directory
+/// is gone, so that its mounts are gone too.
+void wait_init_gone(int env_dir, int timeout_ms);
+
+/// Runs one session over `channel`: passes stdio (or relays a pty), forwards
+/// signals sent to togo, and returns the command's exit status. A channel
+/// that closes before the command started is kNotFound (the env went away).
+std::expected<int, LaunchFailure> run_session(int channel, const SpawnRequest& req);
+
+/// Init's answer to kStatus.
+struct EnvStatus {
+  uint32_t sessions = 0;
+  int64_t started = 0;
+  bool persistent = false;
+};
+Result<EnvStatus> query_status(int channel);
+
+/// Asks init to stop the env (SIGTERM to everything, SIGKILL after `grace`
+/// seconds) and waits until it is gone.
+Result<void> stop_env(int channel, int env_dir, uint32_t grace);
 
 }  // namespace togo::runtime

@@ -93,10 +93,6 @@ Plan build_plan(const RunSpec& spec) {
     s.push_back(bind("etc/resolv.conf", spec.resolv_conf, Create::kFile, /*readonly=*/true));
   s.push_back({StepKind::kPivotRoot});
 
-  p.argv = spec.argv;
-  p.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-           "container=togo", "HOSTNAME=" + spec.hostname};
-  for (auto& e : spec.env) p.env.push_back(e);
   return p;
 }
 

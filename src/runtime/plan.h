@@ -18,8 +18,6 @@ struct RunSpec {
   std::string rootfs;               // set for a private copy instead of overlayfs
   std::string resolv_conf;          // generated file, relative to the store ("" = none)
   bool rootless = false;            // in a user namespace, mapped to root inside
-  std::vector<std::string> argv;    // empty: the root user's login shell
-  std::vector<std::string> env;     // KEY=VALUE passed in besides the defaults
 };
 
 enum class StepKind {
@@ -51,9 +49,6 @@ struct Plan {
   std::vector<Step> steps;
   unsigned long clone_flags = 0;
   bool rootless = false;
-  // What the command is: argv empty means "the login shell from /etc/passwd".
-  std::vector<std::string> argv;
-  std::vector<std::string> env;  // complete environment, KEY=VALUE
 };
 
 /// Builds the plan for a spec. Pure: no system calls.

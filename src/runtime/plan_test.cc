@@ -82,20 +82,6 @@ TEST(Plan, ACopyIsBoundInsteadOfOverlay) {
   EXPECT_TRUE(find(p, StepKind::kOpenRoot, "envs/x/rootfs"));
 }
 
-TEST(Plan, EnvironmentHasDefaultsAndExtras) {
-  RunSpec s = spec(false);
-  s.env = {"TERM=xterm"};
-  Plan p = build_plan(s);
-  auto has = [&](const std::string& kv) {
-    for (auto& e : p.env)
-      if (e == kv) return true;
-    return false;
-  };
-  EXPECT_TRUE(has("TERM=xterm"));
-  EXPECT_TRUE(has("HOSTNAME=dev"));
-  EXPECT_TRUE(has("container=togo"));
-}
-
 TEST(Plan, StepsDescribeThemselves) {
   Plan p = build_plan(spec(false));
   EXPECT_EQ(describe(*find(p, StepKind::kMountFs, "proc")), "mounting proc on /proc");

@@ -109,8 +109,8 @@ TEST_P(EnvStateTest, ResolvConfIsTheHosts) {
   EXPECT_EQ(r.out, *host);
 }
 
-TEST_P(EnvStateTest, RunningEnvCannotBeRemovedOrRunTwice) {
-  auto bg = start("echo ready; exec sleep 5");
+TEST_P(EnvStateTest, RunningEnvCannotBeRemovedAndASecondRunJoinsIt) {
+  auto bg = start("echo joined > /tmp/mark; echo ready; exec sleep 5");
   EXPECT_EQ(state_of("dev"), "running");
   RunResult json = tg({"ls", "--json"});
   EXPECT_NE(json.out.find("\"state\":\"running\""), std::string::npos) << json.out;
@@ -120,9 +120,10 @@ TEST_P(EnvStateTest, RunningEnvCannotBeRemovedOrRunTwice) {
   EXPECT_TRUE(one_line_error(rm, "running"));
   EXPECT_EQ(list_dir(store() + "/envs").size(), 1u);
 
-  RunResult second = in_env("dev", {"true"});
-  EXPECT_EQ(second.status, 125);
-  EXPECT_TRUE(one_line_error(second, "dev"));
+  // A second run joins the running env: same /tmp, same processes.
+  RunResult second = in_env("dev", {"sh", "-c", "cat /tmp/mark; ps -o comm | grep -c sleep"});
+  EXPECT_EQ(second.status, 0) << describe(second);
+  EXPECT_EQ(second.out, "joined\n1\n");
 
   // SIGTERM reaches sleep, which dies of it.
   ::kill(bg->pid(), SIGTERM);

@@ -29,7 +29,8 @@ TEST_P(RunTest, ProbeSeesTheEnvsOwnHostnamePidsAndIds) {
   int pid = std::stoi(probe_value(p, "pid").empty() ? "-1" : probe_value(p, "pid"));
   EXPECT_GT(pid, 0);
   EXPECT_LE(pid, 3) << "the env has its own pid namespace";
-  EXPECT_EQ(probe_value(p, "ppid"), "1") << "the command's parent is the env's pid 1";
+  // The command's parent is its session's leader, a child of the env's init.
+  EXPECT_EQ(probe_value(p, "ppid"), std::to_string(pid - 1)) << "the session leader";
   EXPECT_EQ(probe_value(p, "uid"), "0");
   EXPECT_EQ(probe_value(p, "euid"), "0");
   EXPECT_EQ(probe_value(p, "gid"), "0");

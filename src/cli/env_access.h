@@ -1,0 +1,38 @@
+// Finding an environment and reaching it: the store, its records, its
+// directory, and whether its init is up.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "base/fd.h"
+#include "cli/commands.h"
+#include "runtime/launcher.h"
+#include "store/catalog.h"
+#include "store/store.h"
+
+namespace togo::cli {
+
+struct EnvAccess {
+  store::Store store;
+  store::EnvRecord env;
+  store::ImageRecord image;
+  Fd dir;  // envs/<id>
+};
+
+/// Opens the store and finds the env called `name` (kNotFound otherwise).
+Result<EnvAccess> open_env(Context& c, const std::string& name);
+
+/// The plan that starts `env`'s init.
+runtime::Plan env_plan(EnvAccess& e);
+
+/// Starts the env's init. Waits for a previous init of the env to be gone
+/// first. Returns nothing, and no error, if another togo holds the env's lock
+/// (it is starting or stopping): try connecting again.
+std::expected<std::optional<pid_t>, runtime::LaunchFailure> start_env(EnvAccess& e,
+                                                                      bool persistent, int first);
+
+/// A session request for `argv` from this terminal.
+runtime::SpawnRequest session_request(const std::vector<std::string>& argv);
+
+}  // namespace togo::cli

@@ -1,0 +1,172 @@
+#include "runtime/init.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "base/fd.h"
+#include "runtime/protocol.h"
+#include "runtime/session.h"
+
+namespace togo::runtime {
+
+namespace {
+
+class Init {
+ public:
+  explicit Init(const InitConfig& c) : listen_(c.listen), log_(c.log), persistent_(c.persistent) {
+    if (c.first >= 0) pending_.emplace_back(c.first);
+    started_ = ::time(nullptr);
+  }
+
+  [[noreturn]] void run() {
+    sigset_t mask;
+    ::sigfillset(&mask);
+    ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+    sigs_ = Fd(::signalfd(-1, &mask, SFD_CLOEXEC));
+    for (;;) {
+      if (idle()) finish(0);
+      std::vector<struct pollfd> pfds = {{sigs_.get(), POLLIN, 0},
+                                         {listen_.valid() ? listen_.get() : -1, POLLIN, 0}};
+      for (auto& p : pending_) pfds.push_back({p.get(), POLLIN, 0});
+      int n = ::poll(pfds.data(), pfds.size(), stopping_ ? 100 : -1);
+      if (n < 0 && errno != EINTR) finish(1);
+      if (pfds[0].revents & POLLIN) on_signal();
+      if (pfds[1].revents & POLLIN) on_accept();
+      // Requests, newest last; a handled one leaves the pending list.
+      std::vector<Fd> keep;
+      for (size_t i = 0; i < pending_.size(); i++) {
+        if (pfds[2 + i].revents) {
+          on_request(std::move(pending_[i]));
+        } else {
+          keep.push_back(std::move(pending_[i]));
+        }
+      }
+      pending_ = std::move(keep);
+      if (stopping_ && ::time(nullptr) >= kill_at_) {
+        ::kill(-1, SIGKILL);
+        finish(0);
+      }
+    }
+  }
+
+ private:
+  bool idle() const { return !persistent_ && leaders_.empty() && pending_.empty(); }
+
+  void say(const std::string& line) {
+    if (log_ < 0) return;
+    char stamp[32];
+    time_t now = ::time(nullptr);
+    struct tm tm;
+    ::gmtime_r(&now, &tm);
+    std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    std::string text = std::string(stamp) + " togo-init: " + line + "\n";
+    (void)!::write(log_, text.data(), text.size());
+  }
+
+  [[noreturn]] void finish(int code) {
+    // No new session may slip in while the env goes away.
+    listen_.reset();
+    say("env stopped");
+    ::_exit(code);
+  }
+
+  void on_signal() {
+    struct signalfd_siginfo si;
+    while (::read(sigs_.get(), &si, sizeof si) == sizeof si) {
+      if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) stop(10);
+      if (si.ssi_signo != SIGCHLD) continue;
+      int status;
+      pid_t pid;
+      while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) leaders_.erase(pid);
+      break;
+    }
+  }
+
+  void on_accept() {
+    int fd = ::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd >= 0) pending_.emplace_back(fd);
+  }
+
+  void on_request(Fd conn) {
+    auto m = recv_message(conn.get());
+    if (!m) return;
+    switch (m->type) {
+      case MsgType::kSpawn: {
+        auto req = decode_spawn(m->body);
+        if (!req || stopping_) return;
+        pid_t pid = ::fork();
+        if (pid == 0) {
+          sigs_.reset();
+          listen_.reset();
+          pending_.clear();
+          sigset_t none;
+          ::sigemptyset(&none);
+          ::sigprocmask(SIG_SETMASK, &none, nullptr);
+          leader_main(std::move(conn), *req, std::move(m->fds));
+        }
+        if (pid > 0) {
+          leaders_.insert(pid);
+          say("session " + std::to_string(pid) + ": " +
+              (req->argv.empty() ? std::string("login shell") : req->argv[0]));
+        }
+        return;
+      }
+      case MsgType::kStop: {
+        auto v = decode_u32s(m->body, 1);
+        stop(v ? (*v)[0] : 10);
+        stoppers_.push_back(std::move(conn));  // closed when init exits
+        return;
+      }
+      case MsgType::kStatus:
+        (void)send_message(conn.get(), MsgType::kStatus,
+                           encode_u32s({static_cast<uint32_t>(leaders_.size()),
+                                        static_cast<uint32_t>(started_),
+                                        persistent_ ? 1u : 0u}));
+        return;
+      default:
+        return;
+    }
+  }
+
+  // SIGTERM to every process in the env, SIGKILL after the grace period.
+  void stop(uint32_t grace) {
+    if (stopping_) return;
+    stopping_ = true;
+    persistent_ = false;
+    listen_.reset();
+    say("stopping (grace " + std::to_string(grace) + "s)");
+    ::kill(-1, SIGTERM);
+    kill_at_ = ::time(nullptr) + grace;
+  }
+
+  Fd listen_;
+  int log_;
+  bool persistent_;
+  bool stopping_ = false;
+  time_t started_ = 0, kill_at_ = 0;
+  Fd sigs_;
+  std::vector<Fd> pending_, stoppers_;
+  std::set<pid_t> leaders_;
+};
+
+}  // namespace
+
+void init_main(const InitConfig& config) {
+  Init init(config);
+  init.run();
+}
+
+}  // namespace togo::runtime

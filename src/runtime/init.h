@@ -1,0 +1,18 @@
+// The env's pid 1 once its root is set up: it serves the control socket,
+// forks a leader for every session, reaps, and ends the env when asked or,
+// for an env started by `togo run`, when its last session ends.
+#pragma once
+
+namespace togo::runtime {
+
+struct InitConfig {
+  int listen = -1;         // listening control socket (SOCK_SEQPACKET)
+  int first = -1;          // an already connected session channel, or -1
+  int log = -1;            // where init writes its lines (the env's log)
+  bool persistent = false; // `togo start`: stay up with no session
+};
+
+/// Runs init's loop; never returns.
+[[noreturn]] void init_main(const InitConfig& config);
+
+}  // namespace togo::runtime
