@@ -122,6 +122,22 @@ Result<void> remove_tree(int dirfd, const std::string& name) {
   return {};
 }
 
+std::vector<std::string> list_dir(int dirfd) {
+  std::vector<std::string> out;
+  int dup = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+  DIR* d = dup < 0 ? nullptr : ::fdopendir(dup);
+  if (!d) {
+    if (dup >= 0) ::close(dup);
+    return out;
+  }
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") out.push_back(n);
+  }
+  ::closedir(d);
+  return out;
+}
+
 namespace {
 Result<void> add_sizes(int dirfd, unsigned long long& total,
                        std::set<std::pair<dev_t, ino_t>>& seen) {

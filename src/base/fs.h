@@ -6,6 +6,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/error.h"
 #include "base/fd.h"
@@ -28,6 +29,8 @@ Result<void> make_dirs(const std::string& path, mode_t mode = 0755);
 /// Removes `dirfd/name` and everything under it, never following symlinks,
 /// making read-only directories writable as it goes. Missing is not an error.
 Result<void> remove_tree(int dirfd, const std::string& name);
+/// The names in a directory (no "." or ".."); empty if it cannot be read.
+std::vector<std::string> list_dir(int dirfd);
 /// Size in bytes of all regular files under a directory (hardlinks once).
 Result<unsigned long long> tree_size(int dirfd);
 

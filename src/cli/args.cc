@@ -4,8 +4,13 @@ namespace togo::cli {
 
 std::optional<std::string> Invocation::value(const std::string& name) const {
   auto it = values.find(name);
-  if (it == values.end()) return std::nullopt;
-  return it->second;
+  if (it == values.end() || it->second.empty()) return std::nullopt;
+  return it->second.back();
+}
+
+std::vector<std::string> Invocation::all(const std::string& name) const {
+  auto it = values.find(name);
+  return it == values.end() ? std::vector<std::string>{} : it->second;
 }
 
 const VerbSpec* find_verb(const std::vector<VerbSpec>& verbs, const std::string& name) {
@@ -137,7 +142,7 @@ Result<Invocation> parse(const std::vector<std::string>& argv,
         inv.flags.insert(name);
       } else {
         TRY(take_value(name, val, eq, v.name));
-        inv.values[name] = val;
+        inv.values[name].push_back(val);
       }
       continue;
     }

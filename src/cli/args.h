@@ -32,13 +32,16 @@ struct Invocation {
   std::optional<std::string> store;
   const VerbSpec* verb = nullptr;  // null: no verb given
   std::vector<std::string> args;
-  std::map<std::string, std::string> values;  // options with a value
+  std::map<std::string, std::vector<std::string>> values;  // options with a value, in order
   std::set<std::string> flags;                // options without one
   std::vector<std::string> rest;              // the trailing command
   bool help = false;                          // -h/--help was given
 
   bool flag(const std::string& name) const { return flags.count(name) > 0; }
+  /// The last value given for an option.
   std::optional<std::string> value(const std::string& name) const;
+  /// Every value given for a repeatable option, in order.
+  std::vector<std::string> all(const std::string& name) const;
 };
 
 /// Parses argv (without argv[0]). Global options (--store, --help) may come

@@ -60,5 +60,6 @@ Result<int> cmd_start(Context& c);
 Result<int> cmd_stop(Context& c);
 Result<int> cmd_ps(Context& c);
 Result<int> cmd_logs(Context& c);
+Result<int> cmd_config(Context& c);
 
 }  // namespace togo::cli

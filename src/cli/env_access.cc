@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -10,6 +11,10 @@
 #include "base/fs.h"
 #include "base/sys.h"
 #include "cli/env_spec.h"
+#include "base/text.h"
+#include "runtime/cgroups_apply.h"
+#include "runtime/idmap_apply.h"
+#include "runtime/idmap_plan.h"
 #include "store/envs.h"
 #include "store/layout.h"
 
@@ -33,6 +38,29 @@ Result<std::string> refresh_resolv_conf(store::Store& st, const store::EnvRecord
   return file;
 }
 
+// The limits of an env, as a cgroup its init is put in before setup. The
+// cgroups of earlier runs of this env are removed first: nothing else
+// removes them, since an env's last process can do nothing on the host.
+Result<runtime::Cgroup> env_cgroup(EnvAccess& e) {
+  runtime::Limits limits;
+  if (!e.settings.memory.empty()) limits.memory = TRY(runtime::parse_memory(e.settings.memory));
+  if (!e.settings.cpus.empty()) limits.cpus = TRY(runtime::parse_cpus(e.settings.cpus));
+  if (!e.settings.pids.empty()) limits.pids = TRY(runtime::parse_pids(e.settings.pids));
+  if (!limits.any()) return runtime::Cgroup();
+  auto host = TRY(runtime::detect_cgroups());
+  TRY(runtime::check_limits(host, limits));
+  for (auto c : runtime::kControllers) {
+    const auto& s = host.support(c);
+    if (!s.usable) continue;
+    std::string dir = fs::join(s.base, "togo");
+    auto fd = sys::open_at(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY);
+    if (!fd) continue;
+    for (auto& name : fs::list_dir(fd->get()))
+      if (text::starts_with(name, e.env.id + "-")) ::unlinkat(fd->get(), name.c_str(), AT_REMOVEDIR);
+  }
+  return runtime::create_env_cgroup(host, e.env.id, limits);
+}
+
 }  // namespace
 
 Result<EnvAccess> open_env(Context& c, const std::string& name) {
@@ -53,14 +81,40 @@ Result<EnvAccess> open_env(Context& c, const std::string& name) {
                  "run `togo fsck`");
   Fd dir = TRY(sys::open_at(existing->fd(), store::env_paths(env->id).dir,
                             O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
-  return EnvAccess{std::move(*existing), std::move(*env), std::move(*img), std::move(dir)};
+  Settings settings = TRY_CTX(parse_settings(env->settings), name);
+  return EnvAccess{std::move(*existing), std::move(*env), std::move(*img), std::move(settings),
+                   std::move(dir)};
 }
 
-runtime::Plan env_plan(EnvAccess& e) {
+Result<runtime::Plan> env_plan(EnvAccess& e) {
   runtime::RunSpec spec = run_spec(e.store.path(), e.env, e.image);
+  if (!e.settings.hostname.empty()) spec.hostname = e.settings.hostname;
+  for (auto& sh : e.settings.shares) {
+    auto st = sys::stat_at(AT_FDCWD, sh.host, 0);
+    if (!st)
+      return std::unexpected(std::move(st.error()).context("share " + sh.host).with_hint(
+          "create it, or remove the share with `togo config " + e.env.name + " share-=" +
+          sh.host + ":" + sh.path + (sh.readonly ? ":ro" : "") + "`"));
+    spec.shares.push_back({sh.host, sh.path, sh.readonly, S_ISDIR(st->st_mode)});
+  }
   auto resolv = refresh_resolv_conf(e.store, e.env);
   spec.resolv_conf = resolv ? *resolv : "";
-  return runtime::build_plan(spec);
+  spec.privileged = e.settings.privileged;
+  runtime::Plan plan = runtime::build_plan(spec);
+  if (plan.harden) {
+    plan.caps = runtime::default_caps();
+    plan.last_cap = runtime::read_last_cap();
+    plan.seccomp = TRY(runtime::build_default_filter(false));
+  }
+  if (plan.rootless) {
+    // Your own id is root inside; your subordinate ids, where the host
+    // grants them, are everyone else (so chown and apt's _apt work).
+    auto facts = TRY(runtime::read_id_facts());
+    runtime::IdentityPlan id = runtime::plan_identity(facts, /*as_user=*/false);
+    plan.uid_map = id.uids;
+    plan.gid_map = id.gids;
+  }
+  return plan;
 }
 
 std::expected<std::optional<pid_t>, runtime::LaunchFailure> start_env(EnvAccess& e,
@@ -78,15 +132,27 @@ std::expected<std::optional<pid_t>, runtime::LaunchFailure> start_env(EnvAccess&
   cfg.lock = lock->get();
   cfg.first = first;
   cfg.persistent = persistent;
-  auto pid = runtime::start_env(env_plan(e), cfg);
-  if (!pid) return std::unexpected(std::move(pid.error()));
+  cfg.linger_ms = e.settings.linger_ms;
+  auto plan = env_plan(e);
+  if (!plan) return fail(std::move(plan.error()));
+  auto cgroup = env_cgroup(e);
+  if (!cgroup) return fail(std::move(cgroup.error()));
+  if (!cgroup->empty()) cfg.before_setup = [&](pid_t pid) { return cgroup->add(pid); };
+  auto pid = runtime::start_env(*plan, cfg);
+  if (!pid) {
+    (void)cgroup->remove();
+    return std::unexpected(std::move(pid.error()));
+  }
   return std::optional<pid_t>(*pid);
 }
 
-runtime::SpawnRequest session_request(const std::vector<std::string>& argv) {
+runtime::SpawnRequest session_request(const Settings& settings,
+                                      const std::vector<std::string>& argv) {
   runtime::SpawnRequest req;
   req.argv = argv;
   if (const char* term = std::getenv("TERM")) req.env.push_back(std::string("TERM=") + term);
+  for (auto& e : settings.env) req.env.push_back(e);
+  req.cwd = settings.workdir;
   req.pty = ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO);
   struct winsize ws;
   if (req.pty && ::ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) {

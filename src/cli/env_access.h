@@ -7,6 +7,7 @@
 
 #include "base/fd.h"
 #include "cli/commands.h"
+#include "cli/settings.h"
 #include "runtime/launcher.h"
 #include "store/catalog.h"
 #include "store/store.h"
@@ -17,6 +18,7 @@ struct EnvAccess {
   store::Store store;
   store::EnvRecord env;
   store::ImageRecord image;
+  Settings settings;
   Fd dir;  // envs/<id>
 };
 
@@ -24,7 +26,7 @@ struct EnvAccess {
 Result<EnvAccess> open_env(Context& c, const std::string& name);
 
 /// The plan that starts `env`'s init.
-runtime::Plan env_plan(EnvAccess& e);
+Result<runtime::Plan> env_plan(EnvAccess& e);
 
 /// Starts the env's init. Waits for a previous init of the env to be gone
 /// first. Returns nothing, and no error, if another togo holds the env's lock
@@ -32,7 +34,8 @@ runtime::Plan env_plan(EnvAccess& e);
 std::expected<std::optional<pid_t>, runtime::LaunchFailure> start_env(EnvAccess& e,
                                                                       bool persistent, int first);
 
-/// A session request for `argv` from this terminal.
-runtime::SpawnRequest session_request(const std::vector<std::string>& argv);
+/// A session request for `argv` from this terminal, with the env's settings.
+runtime::SpawnRequest session_request(const Settings& settings,
+                                      const std::vector<std::string>& argv);
 
 }  // namespace togo::cli

@@ -9,7 +9,9 @@
 #include "base/text.h"
 #include "cli/commands.h"
 #include "cli/env_spec.h"
+#include "cli/settings.h"
 #include "image/import.h"
+#include "runtime/launcher.h"
 #include "runtime/overlay_probe.h"
 #include "store/envs.h"
 #include "store/layout.h"
@@ -24,11 +26,32 @@ std::unexpected<Error> no_such_env(const std::string& name) {
                    " --image IMAGE` makes one");
 }
 
-// Running means a `togo run` holds the env's lock.
+// Running means the env's init holds the env's lock.
 bool is_running(store::Store& st, const store::EnvRecord& env) {
   auto fd = sys::open_at(st.fd(), store::env_paths(env.id).lock, O_RDONLY | O_NOFOLLOW);
   if (!fd) return false;
   return ::flock(fd->get(), LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+}
+
+// "idle": up only because it lingers after its last session.
+std::string state_of(store::Store& st, const store::EnvRecord& env) {
+  if (!is_running(st, env)) return "stopped";
+  auto dir = sys::open_at(st.fd(), store::env_paths(env.id).dir, O_RDONLY | O_DIRECTORY);
+  if (!dir) return "running";
+  auto ch = runtime::connect_env(dir->get());
+  if (!ch || !*ch) return "running";
+  auto status = runtime::query_status((*ch)->get());
+  return status && status->sessions == 0 && !status->persistent ? "idle" : "running";
+}
+
+// Stops an env that is only lingering; true if it is stopped now.
+bool stop_if_idle(store::Store& st, const store::EnvRecord& env) {
+  if (state_of(st, env) != "idle") return !is_running(st, env);
+  auto dir = sys::open_at(st.fd(), store::env_paths(env.id).dir, O_RDONLY | O_DIRECTORY);
+  if (!dir) return false;
+  auto ch = runtime::connect_env(dir->get());
+  if (ch && *ch) (void)runtime::stop_env((*ch)->get(), dir->get(), 0);
+  return !is_running(st, env);
 }
 
 }  // namespace
@@ -46,6 +69,17 @@ Result<int> cmd_create(Context& c) {
   if (!mode.empty() && mode != "overlay" && mode != "copy")
     return error(ErrorKind::kUsage, "create " + name + ": --rootfs must be overlay or copy");
 
+  // Settings from the flags, checked before anything is written.
+  Settings settings;
+  for (const char* key : {"env", "share", "port"})
+    for (auto& v : c.inv.all(std::string("--") + key))
+      TRY_CTX(apply_edit(settings, std::string(key) + "+=" + v), "create " + name);
+  for (const char* key : {"workdir", "hostname", "network", "memory", "cpus", "pids"})
+    if (auto v = c.inv.value(std::string("--") + key))
+      TRY_CTX(apply_edit(settings, std::string(key) + "=" + *v), "create " + name);
+  for (const char* key : {"user", "privileged"})
+    if (c.inv.flag(std::string("--") + key)) TRY(apply_edit(settings, std::string(key) + "=true"));
+
   auto st = TRY(c.open_store(store::Store::Access::kWrite));
   auto lock = TRY(st.lock_for_writing("create " + name));
   if (TRY(st.catalog().find_env(name)))
@@ -57,7 +91,7 @@ Result<int> cmd_create(Context& c) {
                  "`togo image ls` lists images; `togo image create debian` builds one");
 
   store::EnvRecord env{store::new_env_id(), name, img->id, mode.empty() ? "overlay" : mode,
-                       static_cast<int64_t>(::time(nullptr))};
+                       static_cast<int64_t>(::time(nullptr)), format_settings(settings)};
   TRY_CTX(store::create_env(st, env,
                             [&](const std::string& stage) -> Result<void> {
                               if (env.rootfs == "overlay") {
@@ -85,6 +119,31 @@ Result<int> cmd_create(Context& c) {
   return 0;
 }
 
+Result<int> cmd_config(Context& c) {
+  const std::string& name = c.inv.args[0];
+  std::vector<std::string> edits(c.inv.args.begin() + 1, c.inv.args.end());
+  auto existing = TRY(store::Store::open_existing(
+      TRY(c.store_path()), edits.empty() ? store::Store::Access::kRead : store::Store::Access::kWrite));
+  if (!existing) return no_such_env(name);
+  store::Store& st = *existing;
+  std::optional<store::WriterLock> lock;
+  if (!edits.empty()) lock.emplace(TRY(st.lock_for_writing("config " + name)));
+  auto env = TRY(st.catalog().find_env(name));
+  if (!env) return no_such_env(name);
+  Settings settings = TRY_CTX(parse_settings(env->settings), "config " + name);
+  if (edits.empty()) {
+    std::fputs(format_settings(settings).c_str(), stdout);
+    return 0;
+  }
+  for (auto& e : edits) TRY_CTX(apply_edit(settings, e), "config " + name);
+  std::string text = format_settings(settings);
+  TRY(st.catalog().transaction([&] { return st.catalog().set_env_settings(env->id, text); }));
+  if (is_running(st, *env))
+    Context::notice(name + " is running: the change takes effect when it next starts");
+  std::fputs(text.c_str(), stdout);
+  return 0;
+}
+
 Result<int> cmd_ls(Context& c) {
   auto st = TRY(store::Store::open_existing(TRY(c.store_path()), store::Store::Access::kRead));
   std::vector<store::EnvRecord> envs;
@@ -102,7 +161,7 @@ Result<int> cmd_ls(Context& c) {
                           .add("image", image_name(e.image_id))
                           .add("image_id", e.image_id)
                           .add("rootfs", e.rootfs)
-                          .add("state", is_running(*st, e) ? "running" : "stopped")
+                          .add("state", state_of(*st, e))
                           .add("created", e.created)
                           .str());
     std::printf("%s\n", text::json_array(items).c_str());
@@ -111,8 +170,8 @@ Result<int> cmd_ls(Context& c) {
   std::vector<std::vector<std::string>> rows = {{"NAME", "IMAGE", "STATE", "ROOTFS", "CREATED"}};
   int64_t now = ::time(nullptr);
   for (auto& e : envs)
-    rows.push_back({e.name, image_name(e.image_id), is_running(*st, e) ? "running" : "stopped",
-                    e.rootfs, text::ago(e.created, now)});
+    rows.push_back({e.name, image_name(e.image_id), state_of(*st, e), e.rootfs,
+                    text::ago(e.created, now)});
   std::fputs(text::table(rows).c_str(), stdout);
   return 0;
 }
@@ -126,6 +185,7 @@ Result<int> cmd_rm(Context& c) {
   for (auto& name : c.inv.args) {
     auto env = TRY(st.catalog().find_env(name));
     if (!env) return no_such_env(name);
+    stop_if_idle(st, *env);
     Fd held = TRY(store::try_lock_env(st, *env));
     if (!held.valid())
       return error(ErrorKind::kConflict, "rm " + name + ": the environment is running",

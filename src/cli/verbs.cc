@@ -2,6 +2,7 @@
 #include <map>
 
 #include "cli/commands.h"
+#include "cli/settings.h"
 #include "store/layout.h"
 
 namespace togo::cli {
@@ -28,8 +29,27 @@ const std::vector<VerbSpec>& verbs() {
        {{"--image", "IMAGE", "the image to start from (required)"},
         {"--rootfs", "overlay|copy",
          "how the root is assembled: overlayfs over the shared image (default when the host "
-         "allows it) or a private copy"}},
+         "allows it) or a private copy"},
+        {"--env", "KEY=VALUE", "a variable for every command (repeatable)"},
+        {"--workdir", "PATH", "where commands start (default: the user's home)"},
+        {"--hostname", "NAME", "the env's host name (default: its name)"},
+        {"--share", "HOST:PATH[:ro]", "show a host directory at PATH (repeatable)"},
+        {"--network", "host|none|private", "the network (default: the host's)"},
+        {"--port", "[IP:]HOST:ENV[/udp]", "forward a host port (private network; repeatable)"},
+        {"--memory", "SIZE", "memory limit, e.g. 512m"},
+        {"--cpus", "N", "CPU limit, e.g. 1.5"},
+        {"--pids", "N", "limit on the number of processes"},
+        {"--user", "", "run commands as you (same uid, name, home) instead of root"},
+        {"--privileged", "", "no capability drop, seccomp filter or masked paths"}},
        1, 1},
+      {"config", "NAME [KEY=VALUE...]", "show or change an environment's settings", {}, 1, 64,
+       false,
+       "KEY=VALUE sets, KEY+=VALUE adds to a list, KEY-=VALUE removes, KEY= resets.\n"
+       "Changes take effect the next time the environment starts. Keys:\n" + [] {
+         std::string keys;
+         for (auto& [k, h] : setting_keys()) keys += "  " + k + std::string(12 - k.size(), ' ') + h + "\n";
+         return keys;
+       }()},
       {"ls", "", "list environments", {{"--json", "", "print JSON"}}},
       {"rm", "NAME...", "remove environments and everything they wrote", {}, 1, 64},
       {"image import", "PATH|-", "import a root filesystem tarball (.tar, .gz, .xz, .zst, .bz2)",
@@ -52,7 +72,7 @@ Handler handler_for(const VerbSpec& v) {
       {"run", cmd_run},           {"create", cmd_create},
       {"exec", cmd_exec},         {"start", cmd_start},
       {"stop", cmd_stop},         {"ps", cmd_ps},
-      {"logs", cmd_logs},
+      {"logs", cmd_logs},         {"config", cmd_config},
       {"ls", cmd_ls},             {"rm", cmd_rm},
       {"image import", cmd_image_import}, {"image create", cmd_image_create},
       {"image ls", cmd_image_ls}, {"image rm", cmd_image_rm},

@@ -14,7 +14,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include "runtime/caps.h"
 #include "runtime/init.h"
+#include "runtime/seccomp.h"
 
 namespace togo::runtime {
 
@@ -52,10 +54,46 @@ int open_in_root(int root, const char* path, int flags) {
   return fd;
 }
 
-// Opens a mount target, creating it (a directory or an empty file) if missing.
+// Creates the missing directories of `path` one component at a time, each
+// resolved inside the root. Allocation-free: works on a stack copy.
+int make_parents(int root, const char* path) {
+  char buf[4096];
+  size_t len = std::strlen(path);
+  if (len >= sizeof buf) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  std::memcpy(buf, path, len + 1);
+  for (size_t i = 1; i <= len; i++) {
+    if (buf[i] != '/' && buf[i] != '\0') continue;
+    char saved = buf[i];
+    buf[i] = '\0';
+    int fd = open_in_root(root, buf, O_PATH | O_DIRECTORY);
+    if (fd < 0 && errno == ENOENT) {
+      char* slash = std::strrchr(buf, '/');
+      int parent = slash ? (*slash = '\0', open_in_root(root, buf, O_PATH | O_DIRECTORY))
+                         : open_in_root(root, ".", O_PATH | O_DIRECTORY);
+      if (slash) *slash = '/';
+      if (parent < 0) return -1;
+      int rc = ::mkdirat(parent, slash ? slash + 1 : buf, 0755);
+      ::close(parent);
+      if (rc < 0 && errno != EEXIST) return -1;
+    } else if (fd < 0) {
+      return -1;
+    } else {
+      ::close(fd);
+    }
+    buf[i] = saved;
+  }
+  return 0;
+}
+
+// Opens a mount target, creating it (a directory or an empty file, and any
+// missing parent directory) if missing.
 int open_target(int root, const Step& s) {
   int fd = open_in_root(root, s.a.c_str(), O_PATH);
   if (fd >= 0 || errno != ENOENT || s.create == Create::kNone) return fd;
+  if (s.parent != "." && make_parents(root, s.parent.c_str()) < 0) return -1;
   int parent = open_in_root(root, s.parent.c_str(), O_PATH | O_DIRECTORY);
   if (parent < 0) return -1;
   int rc;
@@ -95,6 +133,25 @@ int bind_mount(int store, int target, const Step& s) {
   }
   int rc = static_cast<int>(::syscall(SYS_move_mount, tree, "", target, "",
                                       MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH));
+  int err = errno;
+  ::close(tree);
+  errno = err;
+  return rc;
+}
+
+// Makes the tree at `target` a read-only bind of itself.
+int remount_readonly(int target) {
+  int tree = static_cast<int>(::syscall(SYS_open_tree, target, "",
+                                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
+                                            AT_RECURSIVE));
+  if (tree < 0) return -1;
+  struct mount_attr attr = {};
+  attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  int rc = static_cast<int>(
+      ::syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr));
+  if (rc == 0)
+    rc = static_cast<int>(::syscall(SYS_move_mount, tree, "", target, "",
+                                    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH));
   int err = errno;
   ::close(tree);
   errno = err;
@@ -145,6 +202,15 @@ int run_step(const Step& s, int store, int& root) {
       ::close(parent);
       errno = err;
       return rc < 0 && err == EEXIST ? 0 : rc;
+    }
+    case StepKind::kReadOnly: {
+      int t = open_in_root(root, s.a.c_str(), O_PATH);
+      if (t < 0) return -1;
+      int rc = remount_readonly(t);
+      int err = errno;
+      ::close(t);
+      errno = err;
+      return rc;
     }
     case StepKind::kPivotRoot:
       // pivot_root(".", ".") stacks the old root on the new one; detaching
@@ -204,7 +270,8 @@ void child_main(const Plan& plan, const ChildFds& fds) {
   if (store < 0 || ::fchdir(store) < 0) fail(fds.report, kStoreStep, errno);
   int root = -1;
   for (size_t i = 0; i < plan.steps.size(); i++)
-    if (run_step(plan.steps[i], store, root) < 0)
+    if (run_step(plan.steps[i], store, root) < 0 &&
+        !(plan.steps[i].optional && errno == ENOENT))
       fail(fds.report, static_cast<int32_t>(i), errno);
 
   // SECURITY: init keeps no descriptor of the host's tree (the store, the
@@ -225,6 +292,13 @@ void child_main(const Plan& plan, const ChildFds& fds) {
     ::close(null);
   }
   rename_self();
+  // SECURITY: from here on nothing in the env gains privileges by exec, and
+  // the capabilities and system calls are those container engines allow.
+  if (plan.harden) {
+    if (set_no_new_privs() < 0) fail(fds.report, kHardenStep, errno);
+    if (apply_caps(plan.caps, plan.last_cap) < 0) fail(fds.report, kHardenStep - 1, errno);
+    if (install_filter(plan.seccomp) < 0) fail(fds.report, kHardenStep - 2, errno);
+  }
   ::close(fds.report);  // EOF: the env is ready
 
   InitConfig config;
@@ -232,6 +306,7 @@ void child_main(const Plan& plan, const ChildFds& fds) {
   config.first = fds.first;
   config.log = fds.log;
   config.persistent = fds.persistent;
+  config.linger_ms = fds.linger_ms;
   init_main(config);
 }
 

@@ -16,6 +16,7 @@ struct ChildReport {
   int32_t err;
 };
 inline constexpr int32_t kStoreStep = -3;
+inline constexpr int32_t kHardenStep = -10;  // -10 no_new_privs, -11 caps, -12 seccomp
 
 /// What the child receives from the parent, by number.
 struct ChildFds {
@@ -26,6 +27,7 @@ struct ChildFds {
   int log;     // the env's log file
   int lock;    // the env's lock, held while the env runs
   bool persistent;
+  int linger_ms;
 };
 
 /// Runs in the child right after clone(); never returns. Until it becomes

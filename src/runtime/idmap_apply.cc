@@ -176,6 +176,13 @@ Result<IdFacts> read_id_facts() {
     f.uid_helper_problem = find_id_helper("newuidmap", path, CAP_SETUID).problem;
   if (!parse_subids(f.subgid, f.invoker.user.name, f.uid).empty())
     f.gid_helper_problem = find_id_helper("newgidmap", path, CAP_SETGID).problem;
+  // newuidmap and newgidmap look the caller up in /etc/passwd and refuse
+  // one that is not there.
+  if (!f.invoker.in_passwd) {
+    std::string why = "uid " + std::to_string(f.uid) + " is not in /etc/passwd, which newuidmap needs";
+    if (f.uid_helper_problem.empty()) f.uid_helper_problem = why;
+    if (f.gid_helper_problem.empty()) f.gid_helper_problem = why;
+  }
   return f;
 }
 

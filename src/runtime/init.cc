@@ -26,7 +26,8 @@ namespace {
 
 class Init {
  public:
-  explicit Init(const InitConfig& c) : listen_(c.listen), log_(c.log), persistent_(c.persistent) {
+  explicit Init(const InitConfig& c)
+      : listen_(c.listen), log_(c.log), persistent_(c.persistent), linger_ms_(c.linger_ms) {
     if (c.first >= 0) pending_.emplace_back(c.first);
     started_ = ::time(nullptr);
   }
@@ -37,11 +38,21 @@ class Init {
     ::sigprocmask(SIG_BLOCK, &mask, nullptr);
     sigs_ = Fd(::signalfd(-1, &mask, SFD_CLOEXEC));
     for (;;) {
-      if (idle()) finish(0);
+      // Idle, the env lingers a little: a `togo run` right after the last
+      // one joins it instead of paying for a new one.
+      int timeout = stopping_ ? 100 : -1;
+      if (idle()) {
+        int64_t now = now_ms();
+        if (idle_since_ < 0) idle_since_ = now;
+        if (stopping_ || now - idle_since_ >= linger_ms_) finish(0);
+        timeout = static_cast<int>(linger_ms_ - (now - idle_since_));
+      } else {
+        idle_since_ = -1;
+      }
       std::vector<struct pollfd> pfds = {{sigs_.get(), POLLIN, 0},
                                          {listen_.valid() ? listen_.get() : -1, POLLIN, 0}};
       for (auto& p : pending_) pfds.push_back({p.get(), POLLIN, 0});
-      int n = ::poll(pfds.data(), pfds.size(), stopping_ ? 100 : -1);
+      int n = ::poll(pfds.data(), pfds.size(), timeout);
       if (n < 0 && errno != EINTR) finish(1);
       if (pfds[0].revents & POLLIN) on_signal();
       if (pfds[1].revents & POLLIN) on_accept();
@@ -64,6 +75,12 @@ class Init {
 
  private:
   bool idle() const { return !persistent_ && leaders_.empty() && pending_.empty(); }
+
+  static int64_t now_ms() {
+    struct timespec ts;
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+  }
 
   void say(const std::string& line) {
     if (log_ < 0) return;
@@ -155,6 +172,8 @@ class Init {
   Fd listen_;
   int log_;
   bool persistent_;
+  int64_t linger_ms_;
+  int64_t idle_since_ = -1;
   bool stopping_ = false;
   time_t started_ = 0, kill_at_ = 0;
   Fd sigs_;

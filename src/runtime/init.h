@@ -10,6 +10,7 @@ struct InitConfig {
   int first = -1;          // an already connected session channel, or -1
   int log = -1;            // where init writes its lines (the env's log)
   bool persistent = false; // `togo start`: stay up with no session
+  int linger_ms = 0;       // otherwise: how long to stay up after the last session
 };
 
 /// Runs init's loop; never returns.

@@ -19,6 +19,7 @@
 #include "base/fs.h"
 #include "base/sys.h"
 #include "runtime/child.h"
+#include "runtime/idmap_apply.h"
 
 namespace togo::runtime {
 
@@ -26,20 +27,6 @@ namespace {
 
 std::unexpected<LaunchFailure> failure(int code, Error e) {
   return std::unexpected(LaunchFailure{code, std::move(e)});
-}
-
-// SECURITY: rootless, the user's own uid and gid become 0 inside and nothing
-// else is mapped; setgroups is denied as the kernel requires for that.
-Result<void> write_id_maps(pid_t pid) {
-  std::string dir = "/proc/" + std::to_string(pid) + "/";
-  auto put = [&](const char* file, const std::string& text) -> Result<void> {
-    Fd fd = TRY(sys::open_at(AT_FDCWD, dir + file, O_WRONLY));
-    return sys::write_all(fd.get(), text, dir + file);
-  };
-  TRY(put("setgroups", "deny"));
-  TRY(put("uid_map", "0 " + std::to_string(::geteuid()) + " 1\n"));
-  TRY(put("gid_map", "0 " + std::to_string(::getegid()) + " 1\n"));
-  return {};
 }
 
 // A unix socket address for a file in a directory we hold open: through
@@ -110,7 +97,7 @@ std::expected<pid_t, LaunchFailure> start_env(const Plan& plan, const StartConfi
   long pid = ::syscall(SYS_clone, plan.clone_flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
   if (pid == 0) {
     ChildFds fds{sync_r.get(), report_w.get(), listen->get(), cfg.first,
-                 log->get(),   cfg.lock,       cfg.persistent};
+                 log->get(),   cfg.lock,       cfg.persistent, cfg.linger_ms};
     child_main(plan, fds);
   }
   int clone_err = errno;
@@ -124,10 +111,19 @@ std::expected<pid_t, LaunchFailure> start_env(const Plan& plan, const StartConfi
   }
   auto child = static_cast<pid_t>(pid);
   if (plan.rootless) {
-    if (auto r = write_id_maps(child); !r) {
+    // SECURITY: only the ids the plan names (the caller's own, and its
+    // subordinate ranges through the setuid helpers) exist inside.
+    if (auto r = write_id_maps(child, plan.uid_map, plan.gid_map); !r) {
       ::kill(child, SIGKILL);
       ::waitpid(child, nullptr, 0);
       return fail125(std::move(r.error()).context("mapping user ids"));
+    }
+  }
+  if (cfg.before_setup) {
+    if (auto r = cfg.before_setup(child); !r) {
+      ::kill(child, SIGKILL);
+      ::waitpid(child, nullptr, 0);
+      return fail125(std::move(r.error()));
     }
   }
   (void)!::write(sync_w.get(), "g", 1);
@@ -143,6 +139,10 @@ std::expected<pid_t, LaunchFailure> start_env(const Plan& plan, const StartConfi
     std::string what = "setting up";
     if (rep.step == kStoreStep)
       what = "entering the store " + plan.store;
+    else if (rep.step <= kHardenStep && rep.step >= kHardenStep - 2)
+      what = rep.step == kHardenStep       ? "setting no_new_privs"
+             : rep.step == kHardenStep - 1 ? "dropping capabilities"
+                                           : "installing the seccomp filter";
     else if (rep.step >= 0 && static_cast<size_t>(rep.step) < plan.steps.size())
       what = describe(plan.steps[static_cast<size_t>(rep.step)]);
     Error e = sys_error(rep.err, what).error();

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 
 #include "base/error.h"
@@ -31,6 +32,10 @@ struct StartConfig {
   int lock = -1;            // the env's lock, already held; init keeps it
   int first = -1;           // a session channel for init to serve first, or -1
   bool persistent = false;  // `togo start`: stay up without sessions
+  int linger_ms = 0;        // otherwise: stay up this long after the last session
+  /// Called with init's pid after clone, before init does anything (e.g. to
+  /// put it in the env's cgroup, which every session then inherits).
+  std::function<Result<void>(pid_t)> before_setup;
 };
 
 /// Starts the env's init with `plan` and returns its pid once the env's

@@ -3,6 +3,8 @@
 #include <sched.h>
 #include <sys/mount.h>
 
+#include "runtime/masks.h"
+
 namespace togo::runtime {
 
 namespace {
@@ -51,6 +53,7 @@ std::string overlay_options(const RunSpec& spec) {
 Plan build_plan(const RunSpec& spec) {
   Plan p;
   p.store = spec.store;
+  p.harden = !spec.privileged;
   p.rootless = spec.rootless;
   p.clone_flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
   if (spec.rootless) p.clone_flags |= CLONE_NEWUSER;
@@ -89,8 +92,30 @@ Plan build_plan(const RunSpec& spec) {
     s.push_back(link);
   }
   s.push_back(fs_mount("tmp", "tmpfs", "mode=1777", nsd));
+  // SECURITY: a share's target is resolved inside the env's root like every
+  // other target, so a symlink in the image cannot send it out.
+  for (auto& sh : spec.shares)
+    s.push_back(bind(sh.path.substr(1), sh.host, sh.directory ? Create::kDir : Create::kFile,
+                     sh.readonly, /*recursive=*/true));
   if (!spec.resolv_conf.empty())
     s.push_back(bind("etc/resolv.conf", spec.resolv_conf, Create::kFile, /*readonly=*/true));
+  if (!spec.privileged) {
+    // SECURITY: the /proc and /sys paths engines hide or freeze, so the env
+    // cannot read kernel memory, keys or firmware, or write kernel tunables.
+    for (auto& m : mask_steps()) {
+      Step step;
+      if (m.kind == MaskKind::kFile) {
+        step = bind(m.path, "/dev/null", Create::kNone);
+      } else if (m.kind == MaskKind::kDir) {
+        step = fs_mount(m.path, "tmpfs", kMaskTmpfsData, kMaskTmpfsFlags);
+        step.create = Create::kNone;
+      } else {
+        step = at(StepKind::kReadOnly, m.path);
+      }
+      step.optional = true;
+      s.push_back(step);
+    }
+  }
   s.push_back({StepKind::kPivotRoot});
 
   return p;
@@ -106,6 +131,7 @@ std::string describe(const Step& step) {
     case StepKind::kMountFs: return "mounting " + step.b + " on /" + step.a;
     case StepKind::kBind: return "bind-mounting " + step.b + " on /" + step.a;
     case StepKind::kSymlink: return "creating symlink /" + step.a;
+    case StepKind::kReadOnly: return "making /" + step.a + " read-only";
     case StepKind::kPivotRoot: return "changing root (pivot_root)";
   }
   return "?";

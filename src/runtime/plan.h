@@ -6,7 +6,19 @@
 #include <string>
 #include <vector>
 
+#include "runtime/caps.h"
+#include "runtime/idmap.h"
+#include "runtime/seccomp.h"
+
 namespace togo::runtime {
+
+/// A host directory (or file) shown inside the env.
+struct ShareMount {
+  std::string host;  // absolute host path
+  std::string path;  // absolute path inside the env
+  bool readonly = false;
+  bool directory = true;
+};
 
 /// What a person asked for, resolved against the store.
 struct RunSpec {
@@ -18,6 +30,8 @@ struct RunSpec {
   std::string rootfs;               // set for a private copy instead of overlayfs
   std::string resolv_conf;          // generated file, relative to the store ("" = none)
   bool rootless = false;            // in a user namespace, mapped to root inside
+  std::vector<ShareMount> shares;
+  bool privileged = false;          // no masked paths, capability drop or seccomp
 };
 
 enum class StepKind {
@@ -29,6 +43,7 @@ enum class StepKind {
   kMountFs,       // a: target in root, b: fs type, c: data, flags: mount flags
   kBind,          // a: target in root, b: source (absolute: host; relative: store)
   kSymlink,       // a: link path in root, b: link text
+  kReadOnly,      // a: path in root, made a read-only bind of itself
   kPivotRoot,     // the root becomes "/"; the host's tree is detached
 };
 
@@ -42,6 +57,7 @@ struct Step {
   Create create = Create::kNone;
   std::string parent, base;  // a split at its last '/', for creating it
   bool readonly = false, recursive = false;
+  bool optional = false;  // a missing target (ENOENT) skips the step
 };
 
 struct Plan {
@@ -49,6 +65,14 @@ struct Plan {
   std::vector<Step> steps;
   unsigned long clone_flags = 0;
   bool rootless = false;
+  // Rootless: the user namespace's maps, written by the parent after clone.
+  std::vector<IdMapping> uid_map, gid_map;
+  // Hardening, applied by init after pivot_root and inherited by every
+  // session: no_new_privs, the capability bounding set, the seccomp filter.
+  bool harden = true;
+  CapSet caps;
+  int last_cap = 0;
+  SeccompProgram seccomp;
 };
 
 /// Builds the plan for a spec. Pure: no system calls.

@@ -82,6 +82,24 @@ TEST(Plan, ACopyIsBoundInsteadOfOverlay) {
   EXPECT_TRUE(find(p, StepKind::kOpenRoot, "envs/x/rootfs"));
 }
 
+TEST(Plan, SharesAreRecursiveBindsResolvedInTheRoot) {
+  RunSpec s = spec(true);
+  s.shares = {{"/home/me/src", "/src/app", true, true}, {"/etc/hosts", "/opt/hosts", false, false}};
+  Plan p = build_plan(s);
+  const Step* src = find(p, StepKind::kBind, "src/app");
+  ASSERT_TRUE(src);
+  EXPECT_EQ(src->b, "/home/me/src");
+  EXPECT_TRUE(src->readonly && src->recursive);
+  EXPECT_EQ(src->create, Create::kDir);
+  EXPECT_EQ(src->parent, "src");
+  const Step* file = find(p, StepKind::kBind, "opt/hosts");
+  ASSERT_TRUE(file);
+  EXPECT_FALSE(file->readonly);
+  EXPECT_EQ(file->create, Create::kFile);
+  // Before the root changes.
+  EXPECT_LT(src - p.steps.data(), static_cast<long>(p.steps.size()) - 1);
+}
+
 TEST(Plan, StepsDescribeThemselves) {
   Plan p = build_plan(spec(false));
   EXPECT_EQ(describe(*find(p, StepKind::kMountFs, "proc")), "mounting proc on /proc");

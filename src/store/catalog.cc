@@ -35,7 +35,8 @@ CREATE TABLE envs (
   name    TEXT NOT NULL UNIQUE,
   image   TEXT NOT NULL,
   rootfs  TEXT NOT NULL,
-  created INTEGER NOT NULL
+  created INTEGER NOT NULL,
+  settings TEXT NOT NULL DEFAULT ''
 );
 )";
 
@@ -226,26 +227,33 @@ Result<void> Catalog::delete_image_name(const std::string& name) {
 }
 
 namespace {
-constexpr const char* kEnvCols = "SELECT id, name, image, rootfs, created FROM envs";
+constexpr const char* kEnvCols = "SELECT id, name, image, rootfs, created, settings FROM envs";
 }
 
 Result<std::optional<EnvRecord>> Catalog::find_env(const std::string& name) {
   Stmt q(db_, (std::string(kEnvCols) + " WHERE name = ?").c_str());
   q.bind(name);
   if (!TRY(q.step())) return std::nullopt;
-  return EnvRecord{q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4)};
+  return EnvRecord{q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4), q.text(5)};
 }
 
 Result<std::vector<EnvRecord>> Catalog::envs() {
   Stmt q(db_, (std::string(kEnvCols) + " ORDER BY name").c_str());
   std::vector<EnvRecord> out;
-  while (TRY(q.step())) out.push_back({q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4)});
+  while (TRY(q.step()))
+    out.push_back({q.text(0), q.text(1), q.text(2), q.text(3), q.integer(4), q.text(5)});
   return out;
 }
 
 Result<void> Catalog::put_env(const EnvRecord& e) {
-  return Stmt(db_, "INSERT INTO envs (id, name, image, rootfs, created) VALUES (?, ?, ?, ?, ?)")
-      .bind(e.id).bind(e.name).bind(e.image_id).bind(e.rootfs).bind(e.created).run();
+  return Stmt(db_, "INSERT INTO envs (id, name, image, rootfs, created, settings) "
+                  "VALUES (?, ?, ?, ?, ?, ?)")
+      .bind(e.id).bind(e.name).bind(e.image_id).bind(e.rootfs).bind(e.created).bind(e.settings)
+      .run();
+}
+
+Result<void> Catalog::set_env_settings(const std::string& id, const std::string& settings) {
+  return Stmt(db_, "UPDATE envs SET settings = ? WHERE id = ?").bind(settings).bind(id).run();
 }
 
 Result<void> Catalog::delete_env(const std::string& id) {

@@ -36,6 +36,7 @@ struct EnvRecord {
   std::string image_id;
   std::string rootfs;   // "overlay" or "copy"
   int64_t created = 0;
+  std::string settings; // KEY=VALUE lines (see cli/settings.h)
 };
 
 class Catalog {
@@ -80,6 +81,7 @@ class Catalog {
   Result<std::optional<EnvRecord>> find_env(const std::string& name);
   Result<std::vector<EnvRecord>> envs();
   Result<void> put_env(const EnvRecord& env);
+  Result<void> set_env_settings(const std::string& id, const std::string& settings);
   Result<void> delete_env(const std::string& id);
 
   Result<void> exec(const std::string& sql);
