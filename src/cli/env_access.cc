@@ -12,6 +12,9 @@
 #include "base/sys.h"
 #include "cli/env_spec.h"
 #include "base/text.h"
+#include "net/etc_files.h"
+#include "net/settings.h"
+#include "net/usernet.h"
 #include "runtime/cgroups_apply.h"
 #include "runtime/idmap_apply.h"
 #include "runtime/idmap_plan.h"
@@ -22,20 +25,33 @@ namespace togo::cli {
 
 namespace {
 
-// The env resolves names with the host's resolver settings (the network is
-// the host's): a copy in the env's run/ directory, rewritten only when the
-// host's changed, is bound read-only over /etc/resolv.conf.
-Result<std::string> refresh_resolv_conf(store::Store& st, const store::EnvRecord& env) {
-  auto host = sys::open_at(AT_FDCWD, "/etc/resolv.conf", O_RDONLY);
-  if (!host) return std::string();
-  std::string text = TRY(sys::read_all(host->get(), "/etc/resolv.conf"));
-  std::string file = store::env_paths(env.id).run + "/resolv.conf";
-  auto old = fs::read_file(st.fd(), file);
-  if (!old || *old != text) {
-    Fd run = TRY(sys::open_at(st.fd(), store::env_paths(env.id).run, O_RDONLY | O_DIRECTORY));
-    TRY(fs::write_file_atomic(run.get(), "resolv.conf", text, 0644));
+// /etc/resolv.conf, /etc/hosts and /etc/hostname for the env, generated
+// from the host's and the env's settings into its run/ directory (rewritten
+// only when they change) and bound read-only over the env's own.
+Result<void> refresh_etc_files(EnvAccess& e, runtime::RunSpec& spec, net::NetworkMode mode) {
+  auto host_file = [](const char* path) -> std::string {
+    auto fd = sys::open_at(AT_FDCWD, path, O_RDONLY);
+    if (!fd) return "";
+    auto text = sys::read_all(fd->get(), path);
+    return text ? *text : "";
+  };
+  std::string run = store::env_paths(e.env.id).run;
+  Fd dir = TRY(sys::open_at(e.store.fd(), run, O_RDONLY | O_DIRECTORY));
+  struct {
+    const char* name;
+    std::string text;
+    std::string* field;
+  } files[] = {
+      {"resolv.conf", net::resolv_conf(mode, host_file("/etc/resolv.conf")), &spec.resolv_conf},
+      {"hosts", net::hosts_file(spec.hostname, mode, host_file("/etc/hosts")), &spec.hosts},
+      {"hostname", net::hostname_file(spec.hostname), &spec.hostname_file},
+  };
+  for (auto& f : files) {
+    auto old = fs::read_file(dir.get(), f.name);
+    if (!old || *old != f.text) TRY(fs::write_file_atomic(dir.get(), f.name, f.text, 0644));
+    *f.field = run + "/" + f.name;
   }
-  return file;
+  return {};
 }
 
 // The limits of an env, as a cgroup its init is put in before setup. The
@@ -97,8 +113,9 @@ Result<runtime::Plan> env_plan(EnvAccess& e) {
           sh.host + ":" + sh.path + (sh.readonly ? ":ro" : "") + "`"));
     spec.shares.push_back({sh.host, sh.path, sh.readonly, S_ISDIR(st->st_mode)});
   }
-  auto resolv = refresh_resolv_conf(e.store, e.env);
-  spec.resolv_conf = resolv ? *resolv : "";
+  auto mode = TRY(net::parse_network(e.settings.network));
+  spec.own_network = mode != net::NetworkMode::kHost;
+  TRY(refresh_etc_files(e, spec, mode));
   spec.privileged = e.settings.privileged;
   runtime::Plan plan = runtime::build_plan(spec);
   if (plan.harden) {
@@ -137,7 +154,28 @@ std::expected<std::optional<pid_t>, runtime::LaunchFailure> start_env(EnvAccess&
   if (!plan) return fail(std::move(plan.error()));
   auto cgroup = env_cgroup(e);
   if (!cgroup) return fail(std::move(cgroup.error()));
-  if (!cgroup->empty()) cfg.before_setup = [&](pid_t pid) { return cgroup->add(pid); };
+  // A private network: slirp4netns, tied to the env by a pipe whose write
+  // end init holds, so it ends with the env, not with this togo.
+  Fd net_exit_r, net_exit_w;
+  net::UserNetOptions net_opts;
+  if (e.settings.network == "private") {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) < 0) return fail(sys_error(errno, "pipe").error());
+    net_exit_r = Fd(fds[0]);
+    net_exit_w = Fd(fds[1]);
+    cfg.hold = net_exit_w.get();
+    for (auto& p : e.settings.ports) net_opts.ports.push_back(*net::parse_port(p));
+    net_opts.helpers = {net::HelperKind::kSlirp4netns};
+    net_opts.env_exit_fd = net_exit_r.get();
+  }
+  cfg.before_setup = [&](pid_t pid) -> Result<void> {
+    if (!cgroup->empty()) TRY(cgroup->add(pid));
+    if (net_exit_r.valid()) {
+      auto net = TRY_CTX(net::UserNet::start(pid, net_opts), "private network");
+      net.release();
+    }
+    return {};
+  };
   auto pid = runtime::start_env(*plan, cfg);
   if (!pid) {
     (void)cgroup->remove();

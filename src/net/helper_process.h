@@ -24,6 +24,9 @@ struct SpawnSpec {
   /// onto `bind_onto` (an existing empty file): a path it can open without
   /// the ptrace access check /proc/PID/ns needs. The host sees no mount.
   std::string bind_from, bind_onto;
+  /// False: the helper outlives togo (its life is tied to something else,
+  /// such as an env's exit pipe) and is reparented when togo exits.
+  bool die_with_togo = true;
 };
 
 class HelperProcess {
@@ -48,6 +51,8 @@ class HelperProcess {
   /// Sends `sig` (none if 0), waits up to `grace` for it to exit, then
   /// SIGKILLs and reaps it. Does nothing once it has exited.
   void stop(int sig, std::chrono::milliseconds grace);
+  /// Forgets the helper: it keeps running and is neither stopped nor waited for.
+  void release() { pid_ = -1; }
 
  private:
   pid_t pid_ = -1;

@@ -211,8 +211,14 @@ Result<Started> start_slirp4netns(const std::string& exe, pid_t pid, const UserN
   int ready_fds[2], exit_fds[2];
   TRY(sys::pipe(ready_fds));
   Fd ready_r(ready_fds[0]), ready_w(ready_fds[1]);
-  TRY(sys::pipe(exit_fds));
-  Fd exit_r(exit_fds[0]), exit_w(exit_fds[1]);
+  Fd exit_r, exit_w;
+  if (o.env_exit_fd >= 0) {
+    exit_r = Fd(::fcntl(o.env_exit_fd, F_DUPFD_CLOEXEC, 0));  // the env holds the write end
+  } else {
+    TRY(sys::pipe(exit_fds));
+    exit_r = Fd(exit_fds[0]);
+    exit_w = Fd(exit_fds[1]);
+  }
   ::fcntl(ready_r.get(), F_SETFL, O_NONBLOCK);
 
   HelperArgs a;
@@ -225,6 +231,7 @@ Result<Started> start_slirp4netns(const std::string& exe, pid_t pid, const UserN
   SpawnSpec spec;
   spec.argv = slirp4netns_argv(exe, a);
   spec.fds = {{ready_w.get(), kReadyFd}, {exit_r.get(), kExitFd}};
+  spec.die_with_togo = o.env_exit_fd < 0;
   spec.output_fd = output;
   Started s;
   s.process = TRY(HelperProcess::spawn(spec));

@@ -42,6 +42,10 @@ struct UserNetOptions {
   std::string search_path;
   /// Let the env reach services on the host's 127.0.0.1 through 10.0.2.2.
   bool host_loopback = false;
+  /// The read end of a pipe whose write end the env's init holds: the helper
+  /// (slirp4netns, which has an exit fd) then ends with the env, not with
+  /// this togo. -1: the helper ends with this togo.
+  int env_exit_fd = -1;
 };
 
 /// Whether this user can open /dev/net/tun, which both helpers need to give
@@ -70,6 +74,8 @@ class UserNet {
   /// Stops the helper (slirp4netns: its exit fd is closed; pasta: SIGTERM),
   /// with SIGKILL after a second. Safe to call more than once.
   void stop();
+  /// Leaves a helper started with env_exit_fd running when this object goes.
+  void release() { process_.release(); }
 
   /// True while the helper runs; one that has died is reaped here (the env
   /// then has no network: a supervisor may check this to say so).

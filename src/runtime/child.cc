@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "net/loopback.h"
 #include "runtime/caps.h"
 #include "runtime/init.h"
 #include "runtime/seccomp.h"
@@ -212,6 +213,12 @@ int run_step(const Step& s, int store, int& root) {
       errno = err;
       return rc;
     }
+    case StepKind::kLoopbackUp:
+      if (int err = net::loopback_up()) {
+        errno = err;
+        return -1;
+      }
+      return 0;
     case StepKind::kPivotRoot:
       // pivot_root(".", ".") stacks the old root on the new one; detaching
       // it leaves nothing of the host's tree reachable.
@@ -279,8 +286,8 @@ void child_main(const Plan& plan, const ChildFds& fds) {
   // /proc/1/fd. What it keeps are sockets, the log and the env's lock file.
   // Non-dumpable, /proc/1 is closed to the env (runc CVE-2019-5736 went
   // through /proc/<init>/exe).
-  int keep[] = {fds.report, fds.listen, fds.first, fds.log, fds.lock};
-  close_all_except(keep, 5);
+  int keep[] = {fds.report, fds.listen, fds.first, fds.log, fds.lock, fds.hold};
+  close_all_except(keep, 6);
   ::prctl(PR_SET_DUMPABLE, 0);
   // Off the terminal's session: only the host's togo signals sessions.
   ::setsid();

@@ -26,6 +26,7 @@ struct ChildFds {
   int first;   // a connected session channel for the first session, or -1
   int log;     // the env's log file
   int lock;    // the env's lock, held while the env runs
+  int hold;    // held open while the env runs (a helper's exit pipe), or -1
   bool persistent;
   int linger_ms;
 };

@@ -96,8 +96,8 @@ std::expected<pid_t, LaunchFailure> start_env(const Plan& plan, const StartConfi
 
   long pid = ::syscall(SYS_clone, plan.clone_flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
   if (pid == 0) {
-    ChildFds fds{sync_r.get(), report_w.get(), listen->get(), cfg.first,
-                 log->get(),   cfg.lock,       cfg.persistent, cfg.linger_ms};
+    ChildFds fds{sync_r.get(), report_w.get(), listen->get(), cfg.first,   log->get(),
+                 cfg.lock,     cfg.hold,       cfg.persistent, cfg.linger_ms};
     child_main(plan, fds);
   }
   int clone_err = errno;

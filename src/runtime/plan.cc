@@ -57,10 +57,12 @@ Plan build_plan(const RunSpec& spec) {
   p.rootless = spec.rootless;
   p.clone_flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
   if (spec.rootless) p.clone_flags |= CLONE_NEWUSER;
+  if (spec.own_network) p.clone_flags |= CLONE_NEWNET;
 
   auto& s = p.steps;
   s.push_back({StepKind::kMakePrivate});
   s.push_back({StepKind::kHostname, spec.hostname});
+  if (spec.own_network) s.push_back({StepKind::kLoopbackUp});
   if (spec.rootfs.empty()) {
     s.push_back({StepKind::kMountOverlay, spec.mount, overlay_options(spec)});
     s.push_back({StepKind::kOpenRoot, spec.mount});
@@ -97,8 +99,13 @@ Plan build_plan(const RunSpec& spec) {
   for (auto& sh : spec.shares)
     s.push_back(bind(sh.path.substr(1), sh.host, sh.directory ? Create::kDir : Create::kFile,
                      sh.readonly, /*recursive=*/true));
+  // Generated to match the env's name and network, bound read-only.
   if (!spec.resolv_conf.empty())
     s.push_back(bind("etc/resolv.conf", spec.resolv_conf, Create::kFile, /*readonly=*/true));
+  if (!spec.hosts.empty())
+    s.push_back(bind("etc/hosts", spec.hosts, Create::kFile, /*readonly=*/true));
+  if (!spec.hostname_file.empty())
+    s.push_back(bind("etc/hostname", spec.hostname_file, Create::kFile, /*readonly=*/true));
   if (!spec.privileged) {
     // SECURITY: the /proc and /sys paths engines hide or freeze, so the env
     // cannot read kernel memory, keys or firmware, or write kernel tunables.
@@ -132,6 +139,7 @@ std::string describe(const Step& step) {
     case StepKind::kBind: return "bind-mounting " + step.b + " on /" + step.a;
     case StepKind::kSymlink: return "creating symlink /" + step.a;
     case StepKind::kReadOnly: return "making /" + step.a + " read-only";
+    case StepKind::kLoopbackUp: return "bringing up the loopback interface";
     case StepKind::kPivotRoot: return "changing root (pivot_root)";
   }
   return "?";

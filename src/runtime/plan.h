@@ -28,7 +28,9 @@ struct RunSpec {
   std::vector<std::string> layers;  // layer root dirs, relative to the store, bottom first
   std::string upper, work, mount;   // overlay dirs, relative to the store
   std::string rootfs;               // set for a private copy instead of overlayfs
-  std::string resolv_conf;          // generated file, relative to the store ("" = none)
+  std::string resolv_conf;          // generated files, relative to the store ("" = none)
+  std::string hosts, hostname_file;
+  bool own_network = false;         // a network namespace of its own (none, private)
   bool rootless = false;            // in a user namespace, mapped to root inside
   std::vector<ShareMount> shares;
   bool privileged = false;          // no masked paths, capability drop or seccomp
@@ -44,6 +46,7 @@ enum class StepKind {
   kBind,          // a: target in root, b: source (absolute: host; relative: store)
   kSymlink,       // a: link path in root, b: link text
   kReadOnly,      // a: path in root, made a read-only bind of itself
+  kLoopbackUp,    // the env's own network namespace gets a working lo
   kPivotRoot,     // the root becomes "/"; the host's tree is detached
 };
 
