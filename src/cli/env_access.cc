@@ -18,6 +18,7 @@
 #include "runtime/cgroups_apply.h"
 #include "runtime/idmap_apply.h"
 #include "runtime/idmap_plan.h"
+#include "runtime/userdb_env.h"
 #include "store/envs.h"
 #include "store/layout.h"
 
@@ -51,6 +52,35 @@ Result<void> refresh_etc_files(EnvAccess& e, runtime::RunSpec& spec, net::Networ
     if (!old || *old != f.text) TRY(fs::write_file_atomic(dir.get(), f.name, f.text, 0644));
     *f.field = run + "/" + f.name;
   }
+  return {};
+}
+
+// --user: the env's passwd and group gain the invoking user (generated into
+// run/ and bound read-only over the env's own), and the user's home is
+// shared at the same path, as distrobox does.
+Result<void> add_user(EnvAccess& e, runtime::RunSpec& spec, const runtime::IdentityPlan& id) {
+  int s = e.store.fd();
+  std::vector<Fd> trees;
+  if (e.env.rootfs == "copy") {
+    trees.push_back(TRY(sys::open_at(s, store::env_paths(e.env.id).rootfs, O_RDONLY | O_DIRECTORY)));
+  } else {
+    trees.push_back(TRY(sys::open_at(s, store::env_paths(e.env.id).upper, O_RDONLY | O_DIRECTORY)));
+    for (auto it = e.image.layers.rbegin(); it != e.image.layers.rend(); ++it)
+      trees.push_back(TRY(sys::open_at(s, store::layer_root(*it), O_RDONLY | O_DIRECTORY)));
+  }
+  std::vector<int> fds;
+  for (auto& t : trees) fds.push_back(t.get());
+  std::string passwd = runtime::read_layered_file(fds, "etc/passwd").value_or("");
+  std::string group = runtime::read_layered_file(fds, "etc/group").value_or("");
+  auto files = TRY(runtime::env_user_files(passwd, group, id.user, id.user.user.shell));
+  std::string run = store::env_paths(e.env.id).run;
+  Fd dir = TRY(sys::open_at(s, run, O_RDONLY | O_DIRECTORY));
+  TRY(runtime::write_env_user_files(dir.get(), files));
+  spec.passwd = run + "/passwd";
+  spec.group = run + "/group";
+  const std::string& home = id.user.user.home;
+  if (auto st = sys::stat_at(AT_FDCWD, home, 0); st && S_ISDIR(st->st_mode) && home != "/")
+    spec.shares.push_back({home, home, false, true});
   return {};
 }
 
@@ -117,6 +147,9 @@ Result<runtime::Plan> env_plan(EnvAccess& e) {
   spec.own_network = mode != net::NetworkMode::kHost;
   TRY(refresh_etc_files(e, spec, mode));
   spec.privileged = e.settings.privileged;
+  auto facts = TRY(runtime::read_id_facts());
+  runtime::IdentityPlan id = runtime::plan_identity(facts, e.settings.user);
+  if (id.add_user) TRY(add_user(e, spec, id));
   runtime::Plan plan = runtime::build_plan(spec);
   if (plan.harden) {
     plan.caps = runtime::default_caps();
@@ -124,10 +157,9 @@ Result<runtime::Plan> env_plan(EnvAccess& e) {
     plan.seccomp = TRY(runtime::build_default_filter(false));
   }
   if (plan.rootless) {
-    // Your own id is root inside; your subordinate ids, where the host
-    // grants them, are everyone else (so chown and apt's _apt work).
-    auto facts = TRY(runtime::read_id_facts());
-    runtime::IdentityPlan id = runtime::plan_identity(facts, /*as_user=*/false);
+    // Your own id is root inside (or yourself, with --user); your
+    // subordinate ids, where the host grants them, are everyone else (so
+    // chown and apt's _apt work).
     plan.uid_map = id.uids;
     plan.gid_map = id.gids;
   }
@@ -191,6 +223,14 @@ runtime::SpawnRequest session_request(const Settings& settings,
   if (const char* term = std::getenv("TERM")) req.env.push_back(std::string("TERM=") + term);
   for (auto& e : settings.env) req.env.push_back(e);
   req.cwd = settings.workdir;
+  if (settings.user) {
+    // The same identity the env was started with (see env_plan).
+    if (auto facts = runtime::read_id_facts()) {
+      runtime::IdentityPlan id = runtime::plan_identity(*facts, true);
+      req.uid = id.uid;
+      req.gid = id.gid;
+    }
+  }
   req.pty = ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO);
   struct winsize ws;
   if (req.pty && ::ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) {

@@ -104,6 +104,10 @@ Plan build_plan(const RunSpec& spec) {
     s.push_back(bind("etc/resolv.conf", spec.resolv_conf, Create::kFile, /*readonly=*/true));
   if (!spec.hosts.empty())
     s.push_back(bind("etc/hosts", spec.hosts, Create::kFile, /*readonly=*/true));
+  if (!spec.passwd.empty())
+    s.push_back(bind("etc/passwd", spec.passwd, Create::kFile, /*readonly=*/true));
+  if (!spec.group.empty())
+    s.push_back(bind("etc/group", spec.group, Create::kFile, /*readonly=*/true));
   if (!spec.hostname_file.empty())
     s.push_back(bind("etc/hostname", spec.hostname_file, Create::kFile, /*readonly=*/true));
   if (!spec.privileged) {
