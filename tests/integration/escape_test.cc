@@ -1,0 +1,128 @@
+// The known container escapes, each reproduced from inside an env and shown
+// to fail, as root and rootless. Also what the hardening leaves the env:
+// capabilities, no_new_privs, seccomp, masked paths.
+#include <sys/stat.h>
+
+#include "base/sha256.h"
+#include "fixture.h"
+
+namespace togo::test {
+namespace {
+
+class EscapeTest : public TogoTest {
+ protected:
+  void SetUp() override {
+    TogoTest::SetUp();
+    if (IsSkipped()) return;
+    make_env("dev");
+  }
+  static std::string hash_of(const std::string& path) {
+    auto text = read_file(path);
+    return text ? Sha256::digest_of(*text) : "unreadable";
+  }
+};
+
+// runc CVE-2019-5736: a process in the container opened the runtime's binary
+// through /proc/<pid>/exe and overwrote it. Here pid 1 and every session
+// leader run togo's code: their exe, root and descriptors are closed to the
+// env (as root the fd directory can be listed, but no entry followed), and
+// the binary on the host is unchanged.
+TEST_P(EscapeTest, TogoBinaryCannotBeReachedThroughProcExe) {
+  std::string before = hash_of(togo_bin());
+  RunResult r = sh("dev",
+                   "for p in 1 $PPID; do"
+                   "  if cat /proc/$p/exe > /dev/null 2>&1; then echo read-$p; fi;"
+                   "  if (echo x > /proc/$p/exe) 2>/dev/null; then echo wrote-$p; fi;"
+                   "  if ls /proc/$p/root/ > /dev/null 2>&1; then echo root-$p; fi;"
+                   "  for f in /proc/$p/fd/*; do"
+                   "    if readlink $f > /dev/null 2>&1; then echo link-$f; fi;"
+                   "    if cat $f > /dev/null 2>&1 < /dev/null; then echo opened-$f; fi;"
+                   "  done;"
+                   "done; echo done");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out, "done\n") << "reachable from the env: " << r.out;
+  EXPECT_EQ(hash_of(togo_bin()), before);
+}
+
+// runc CVE-2024-21626: a directory fd of the runtime's leaked into the
+// container and was used as the working directory, reaching the host's
+// tree. Only stdio reaches the command, and its cwd is inside the env.
+TEST_P(EscapeTest, NoDescriptorOrWorkingDirectoryLeadsOutside) {
+  auto p = probe("dev");
+  EXPECT_EQ(probe_value(p, "fds"), "0 1 2");
+  RunResult r = sh("dev", "cd /proc/self/cwd && pwd -P; ls /proc/1/cwd/ 2>&1 >/dev/null | wc -l");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(lines_of(r.out).at(0), "/root");
+}
+
+// Mounting over /proc (or anywhere) from inside is refused: no
+// CAP_SYS_ADMIN, and the seccomp filter refuses mount and its new API.
+TEST_P(EscapeTest, MountingOverProcIsRefused) {
+  RunResult r = sh("dev",
+                   "mount -t proc proc /proc 2>/dev/null && echo mounted-proc;"
+                   "mount -o bind /tmp /proc 2>/dev/null && echo bound-proc;"
+                   "mount -t tmpfs none /mnt 2>/dev/null && echo mounted-tmpfs;"
+                   "umount /proc 2>/dev/null && echo unmounted; echo done");
+  EXPECT_EQ(r.out, "done\n");
+  // /proc is still the env's own: pid 1 is the env's init.
+  RunResult init = sh("dev", "cat /proc/1/comm");
+  EXPECT_EQ(init.out, "togo-init\n");
+}
+
+TEST_P(EscapeTest, HardeningIsOnByDefault) {
+  auto p = probe("dev");
+  EXPECT_EQ(probe_value(p, "no_new_privs"), "1");
+  EXPECT_EQ(probe_value(p, "seccomp"), "2");
+  // chown dac_override fowner fsetid kill setgid setuid setpcap
+  // net_bind_service sys_chroot setfcap: what podman grants.
+  EXPECT_EQ(probe_value(p, "cap_eff"), "00000000800405fb");
+  RunResult r = sh("dev",
+                   "unshare -U true 2>/dev/null && echo unshared;"
+                   "hostname evil 2>/dev/null && echo renamed;"
+                   "echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo wrote-sysctl;"
+                   "echo x > /proc/sysrq-trigger 2>/dev/null && echo sysrq;"
+                   "cat /proc/keys 2>/dev/null | wc -c; echo done");
+  EXPECT_EQ(r.out, "0\ndone\n") << describe(r);
+}
+
+TEST_P(EscapeTest, PrivilegedTurnsHardeningOff) {
+  ASSERT_EQ(tg({"config", "dev", "privileged=true"}).status, 0);
+  auto p = probe("dev");
+  EXPECT_EQ(probe_value(p, "seccomp"), "0");
+  EXPECT_EQ(probe_value(p, "no_new_privs"), "0");
+}
+
+// A share whose target in the image is a symlink pointing out of the env
+// lands inside the env; the host's tree is never mounted over.
+TEST_P(EscapeTest, SymlinkedShareTargetStaysInsideTheEnv) {
+  std::string tar = sub("evil.tar");
+  make_tar(tar, "base()\nsym('mnt', '/etc')\nsym('opt', '../../../../../../etc')\n");
+  import_image(tar, "evil");
+  std::string host_dir = sub("shared");
+  ASSERT_EQ(::mkdir(host_dir.c_str(), 0755), 0);
+  write_file(host_dir + "/marker", "from-host");
+  if (rootless()) ASSERT_EQ(::chown(host_dir.c_str(), host_uid(), host_uid()), 0);
+  std::string etc_before = hash_of("/etc/hostname");
+  create_env("box", "evil", {"--share", host_dir + ":/mnt/x", "--share", host_dir + ":/opt/y"});
+  RunResult r = sh("box", "cat /etc/x/marker; cat /etc/y/marker");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out, "from-hostfrom-host");
+  EXPECT_FALSE(exists("/etc/x"));
+  EXPECT_FALSE(exists("/etc/y"));
+  EXPECT_EQ(hash_of("/etc/hostname"), etc_before);
+}
+
+TEST_P(EscapeTest, DotDotInSharePathsIsRefused) {
+  for (const char* share : {"/tmp:/a/../../etc", "/tmp:../etc", "/tmp/../etc:/x"}) {
+    RunResult r = tg({"config", "dev", std::string("share+=") + share});
+    EXPECT_EQ(r.status, 2) << share << ": " << describe(r);
+    EXPECT_TRUE(one_line_error(r, "share")) << share;
+  }
+  RunResult c = tg({"config", "dev"});
+  EXPECT_EQ(c.out, "");
+}
+
+TOGO_AS_ROOT_AND_ROOTLESS(EscapeTest);
+
+}  // namespace
+}  // namespace togo::test
