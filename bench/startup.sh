@@ -28,7 +28,7 @@ set -euo pipefail
 readonly APPLETS="sh ls cat echo true false hostname id mkdir touch rm sleep kill ps grep env
 stat readlink wc head tail test mount umount chmod chown ln date dd mknod pwd uname whoami tty
 stty yes seq sync cp mv find which"
-readonly TOOLS="togo bwrap crun podman"
+readonly TOOLS="togo togo_warm togo_exec bwrap crun podman"
 
 die() { echo "startup.sh: $*" >&2; exit 1; }
 q() { printf '%q' "$1"; }
@@ -158,8 +158,31 @@ prep_togo() {
   if ! out=$("$togo" --store "$store" create bench --image bench 2>&1); then
     set_na togo "create failed: $(tail -n 1 <<<"$out")"; return
   fi
-  set_note togo "image imported from the tarball of the same tree, default --rootfs"
+  set_note togo "cold: the env starts and stops in every run (default settings)"
   check togo "$t --store $s run bench -- /bin/true" || true
+}
+
+# The same run with linger=10: after the first run the env stays up between
+# runs, so each run joins it (as a WSL distro stays up between commands).
+prep_togo_warm() {
+  local togo="$work/bin/togo" store="$dir/togo-store" t s
+  if [ ! -f "$dir/cmd/togo" ]; then set_na togo_warm "togo not measured"; return; fi
+  t=$(q "$togo"); s=$(q "$store")
+  "$togo" --store "$store" create warm --image bench >/dev/null 2>&1
+  "$togo" --store "$store" config warm linger=10 >/dev/null
+  set_note togo_warm "run with linger=10: each run joins the env the previous one left up"
+  check togo_warm "$t --store $s run warm -- /bin/true" || true
+}
+
+# togo exec into an env kept running by togo start.
+prep_togo_exec() {
+  local togo="$work/bin/togo" store="$dir/togo-store" t s
+  if [ ! -f "$dir/cmd/togo" ]; then set_na togo_exec "togo not measured"; return; fi
+  t=$(q "$togo"); s=$(q "$store")
+  "$togo" --store "$store" create svc --image bench >/dev/null 2>&1
+  "$togo" --store "$store" start svc >/dev/null
+  set_note togo_exec "exec into an env started with togo start"
+  check togo_exec "$t --store $s exec svc -- /bin/true" || true
 }
 
 prep_bwrap() {
@@ -253,6 +276,11 @@ level_main() {
       echo "hyperfine round $i failed, see $dir/rounds/$i.log" >&2
   done
 
+  # Envs left up by the togo rows.
+  if [ -x "$work/bin/togo" ]; then
+    "$work/bin/togo" --store "$dir/togo-store" stop svc warm >/dev/null 2>&1 || true
+  fi
+
   # Peak RSS of the launching process (GNU time: the largest waited-for child).
   for t in "${names[@]}"; do
     for i in 1 2 3 4 5; do
@@ -295,11 +323,11 @@ for level in levels.split():
     med = {t: statistics.median(v) * 1000 for t, v in times.items() if v}
     who = "root" if level == "root" else f"rootless (uid {uid})"
     print(f"\n== {who} ==")
-    print(f"{'tool':<8} {'median ms':>10} {'togo/tool':>10} {'peak RSS KiB':>13}  notes")
+    print(f"{'tool':<10} {'median ms':>10} {'togo/tool':>10} {'peak RSS KiB':>13}  notes")
     for t in tools:
         na = read(os.path.join(d, "na", t))
         if t not in med:
-            print(f"{t:<8} {'n/a: ' + (na or 'not measured')}")
+            print(f"{t:<10} {'n/a: ' + (na or 'not measured')}")
             continue
         ratio = f"{med['togo'] / med[t]:.2f}" if "togo" in med else "-"
         rss = read(os.path.join(d, "rss." + t))
@@ -308,7 +336,10 @@ for level in levels.split():
         note = read(os.path.join(d, "note", t)) or ""
         if fails.get(t):
             note += f" [{fails[t]} runs failed]"
-        print(f"{t:<8} {med[t]:>10.1f} {ratio:>10} {rss:>13}  {note}")
+        print(f"{t:<10} {med[t]:>10.1f} {ratio:>10} {rss:>13}  {note}")
+    for t in ("togo_warm", "togo_exec"):
+        if t in med and "bwrap" in med:
+            print(f"  {t} / bwrap = {med[t] / med['bwrap']:.2f}")
     print("commands:")
     for t in tools:
         c = read(os.path.join(d, "cmd", t))
