@@ -65,7 +65,7 @@ Result<int> list_processes(Context& c, const std::string& name) {
     for (pid_t pid : order)
       items.push_back(text::JsonObject()
                           .add("pid", static_cast<int64_t>(pid))
-                          .add("env_pid", procs[pid].inner_pid)
+                          .add("env_pid", static_cast<int64_t>(std::atoll(procs[pid].inner_pid.c_str())))
                           .add("command", procs[pid].cmdline)
                           .str());
     std::printf("%s\n", text::json_array(items).c_str());

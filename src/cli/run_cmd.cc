@@ -44,6 +44,9 @@ Result<int> session(Context& c, bool may_start) {
     }
     theirs.reset();
     auto status = runtime::run_session(mine.get(), req);
+    // The env this run started stops with its last session: wait (briefly:
+    // another session may keep it up) so that it is gone when run returns.
+    if (e.settings.linger_ms == 0) runtime::wait_init_gone(e.dir.get(), 2000);
     if (!status) return launch_error(std::move(status.error()), name);
     return *status;
   }

@@ -121,6 +121,11 @@ Result<Share> parse_share(std::string_view text) {
   // env's root at mount time, so a symlink there cannot lead out.
   if (!absolute_clean(s.path) || s.path == "/")
     return bad("share", "'" + s.path + "' is not an absolute path in the env (no '..', not /)");
+  // SECURITY: the kernel's filesystems and /dev stay the env's own (runc
+  // CVE-2019-19921 mounted over /proc to escape its protections).
+  for (const char* special : {"/proc", "/sys", "/dev"})
+    if (s.path == special || text::starts_with(s.path, std::string(special) + "/"))
+      return bad("share", "'" + s.path + "' is under " + special + ", which togo provides");
   return s;
 }
 

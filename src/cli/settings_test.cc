@@ -31,7 +31,8 @@ TEST(Settings, BadValuesAreRefusedAndChangeNothing) {
   Settings s;
   ASSERT_TRUE(apply_edit(s, "memory=512m"));
   for (const char* edit : {"memory=lots", "cpus=0", "pids=-1", "network=bridge", "port=99999:1",
-                           "share=rel:/x", "share=/h:/a/../b", "share=/h:/", "workdir=rel",
+                           "share=rel:/x", "share=/h:/a/../b", "share=/h:/", "share=/h:/proc", "share=/h:/proc/sys",
+                           "share=/h:/sys/x", "share=/h:/dev", "workdir=rel",
                            "hostname=-bad", "user=yes", "frobnicate=1", "novalue", "=x",
                            "memory+=1g", "env=NOEQUALS", "env+=A=1\nB=2"}) {
     Settings before = s;

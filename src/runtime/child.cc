@@ -6,7 +6,9 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -189,6 +191,15 @@ int run_step(const Step& s, int store, int& root) {
     case StepKind::kBind: {
       int t = open_target(root, s);
       if (t < 0) return -1;
+      // SECURITY: a share never covers /proc or /sys, even through a
+      // symlink in the image that leads there.
+      struct statfs sfs;
+      if (s.not_on_kernel_fs && ::fstatfs(t, &sfs) == 0 &&
+          (sfs.f_type == PROC_SUPER_MAGIC || sfs.f_type == SYSFS_MAGIC)) {
+        ::close(t);
+        errno = EPERM;
+        return -1;
+      }
       int rc = bind_mount(store, t, s);
       int err = errno;
       ::close(t);

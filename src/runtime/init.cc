@@ -66,7 +66,7 @@ class Init {
         }
       }
       pending_ = std::move(keep);
-      if (stopping_ && ::time(nullptr) >= kill_at_) {
+      if (stopping_ && now_ms() >= kill_at_) {
         ::kill(-1, SIGKILL);
         finish(0);
       }
@@ -166,7 +166,7 @@ class Init {
     listen_.reset();
     say("stopping (grace " + std::to_string(grace) + "s)");
     ::kill(-1, SIGTERM);
-    kill_at_ = ::time(nullptr) + grace;
+    kill_at_ = now_ms() + static_cast<int64_t>(grace) * 1000;
   }
 
   Fd listen_;
@@ -175,7 +175,8 @@ class Init {
   int64_t linger_ms_;
   int64_t idle_since_ = -1;
   bool stopping_ = false;
-  time_t started_ = 0, kill_at_ = 0;
+  time_t started_ = 0;
+  int64_t kill_at_ = 0;
   Fd sigs_;
   std::vector<Fd> pending_, stoppers_;
   std::set<pid_t> leaders_;

@@ -39,7 +39,8 @@ struct sockaddr_un socket_address(int dir) {
 }
 
 // Field 22 of /proc/<pid>/stat: when the process started, in clock ticks.
-// With the pid it names one process, even after pids wrap around.
+// With the pid it names one process, even after pids wrap around. 0 for a
+// process that is gone or has exited (a zombie).
 uint64_t start_time(pid_t pid) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
@@ -48,7 +49,8 @@ uint64_t start_time(pid_t pid) {
   auto text = sys::read_all(fd->get(), path);
   if (!text) return 0;
   size_t paren = text->rfind(')');
-  if (paren == std::string::npos) return 0;
+  if (paren == std::string::npos || paren + 2 >= text->size()) return 0;
+  if ((*text)[paren + 2] == 'Z') return 0;  // exited, not yet reaped: gone
   // After ") " come fields 3, 4, ...: field 22 is the 20th of them.
   size_t pos = paren + 2;
   for (int field = 3; field < 22 && pos < text->size(); field++) pos = text->find(' ', pos) + 1;

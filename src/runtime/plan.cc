@@ -96,9 +96,12 @@ Plan build_plan(const RunSpec& spec) {
   s.push_back(fs_mount("tmp", "tmpfs", "mode=1777", nsd));
   // SECURITY: a share's target is resolved inside the env's root like every
   // other target, so a symlink in the image cannot send it out.
-  for (auto& sh : spec.shares)
-    s.push_back(bind(sh.path.substr(1), sh.host, sh.directory ? Create::kDir : Create::kFile,
-                     sh.readonly, /*recursive=*/true));
+  for (auto& sh : spec.shares) {
+    Step step = bind(sh.path.substr(1), sh.host, sh.directory ? Create::kDir : Create::kFile,
+                     sh.readonly, /*recursive=*/true);
+    step.not_on_kernel_fs = true;
+    s.push_back(step);
+  }
   // Generated to match the env's name and network, bound read-only.
   if (!spec.resolv_conf.empty())
     s.push_back(bind("etc/resolv.conf", spec.resolv_conf, Create::kFile, /*readonly=*/true));

@@ -62,6 +62,7 @@ struct Step {
   std::string parent, base;  // a split at its last '/', for creating it
   bool readonly = false, recursive = false;
   bool optional = false;  // a missing target (ENOENT) skips the step
+  bool not_on_kernel_fs = false;  // refuse a target on proc or sysfs (shares)
 };
 
 struct Plan {

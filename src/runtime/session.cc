@@ -61,6 +61,8 @@ void end_leftovers() {
   }
 }
 
+constexpr int kExecFailed = 0, kCwdFailed = 1;
+
 struct Prepared {
   std::string path;  // set for a login shell: exec'd by path with "-name" as argv[0]
   std::vector<std::string> argv, env;
@@ -97,8 +99,9 @@ Prepared prepare(const SpawnRequest& req) {
   ::dup2(in, 0);
   ::dup2(out, 1);
   ::dup2(err, 2);
-  auto die = [&](int e) {
-    (void)!::write(report, &e, sizeof e);
+  auto die = [&](int e, int what = kExecFailed) {
+    int msg[2] = {e, what};
+    (void)!::write(report, msg, sizeof msg);
     ::_exit(e == ENOENT ? 127 : 126);
   };
   if (req.uid != 0 || req.gid != 0) {
@@ -107,7 +110,18 @@ Prepared prepare(const SpawnRequest& req) {
     if (::setresgid(req.gid, req.gid, req.gid) < 0 || ::setresuid(req.uid, req.uid, req.uid) < 0)
       die(errno);
   }
-  if (::chdir(p.cwd.c_str()) < 0 && ::chdir("/") < 0) die(errno);
+  if (::chdir(p.cwd.c_str()) < 0) {
+    // A working directory asked for is made, as engines do; a missing home
+    // falls back to "/".
+    if (!req.cwd.empty()) {
+      std::string partial;
+      for (auto& part : text::split(p.cwd, '/'))
+        if (!part.empty()) ::mkdir((partial += "/" + part).c_str(), 0755);
+      if (::chdir(p.cwd.c_str()) < 0) die(errno, kCwdFailed);
+    } else if (::chdir("/") < 0) {
+      die(errno, kCwdFailed);
+    }
+  }
   // SECURITY: no descriptor of togo's reaches the command.
   ::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
   std::vector<char*> argv, envp;
@@ -188,11 +202,15 @@ void leader_main(Fd channel, const SpawnRequest& req, std::vector<Fd> stdio) {
   slave.reset();
   stdio.clear();
 
-  int exec_err = 0;
-  if (::read(report_r.get(), &exec_err, sizeof exec_err) == sizeof exec_err) {
+  int exec_err[2] = {0, 0};
+  if (::read(report_r.get(), exec_err, sizeof exec_err) == sizeof exec_err) {
     ::waitpid(cmd, nullptr, 0);
-    std::string what = p.path.empty() ? p.argv[0] : p.path;
-    fail(sys_error(exec_err, "running " + what).error());
+    std::string what = exec_err[1] == kCwdFailed
+                           ? "working directory " + p.cwd
+                           : "running " + (p.path.empty() ? p.argv[0] : p.path);
+    Error e = sys_error(exec_err[0], what).error();
+    if (exec_err[1] == kCwdFailed) e.err = -exec_err[0];  // not the command's 126/127
+    fail(e);
   }
   report_r.reset();
   std::vector<int> fds;
