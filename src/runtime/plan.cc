@@ -72,7 +72,12 @@ Plan build_plan(const RunSpec& spec) {
   }
   const unsigned long nsd = MS_NOSUID | MS_NODEV;
   s.push_back(fs_mount("proc", "proc", "", nsd | MS_NOEXEC));
-  s.push_back(bind("sys", "/sys", Create::kDir, /*readonly=*/true, /*recursive=*/true));
+  // With a network of its own the env gets its own sysfs (which shows that
+  // network); otherwise the host's, read-only.
+  if (spec.own_network)
+    s.push_back(fs_mount("sys", "sysfs", "", MS_RDONLY | nsd | MS_NOEXEC));
+  else
+    s.push_back(bind("sys", "/sys", Create::kDir, /*readonly=*/true, /*recursive=*/true));
   s.push_back(fs_mount("dev", "tmpfs", "mode=0755,size=65536k", MS_NOSUID | MS_STRICTATIME));
   for (const char* dev : kDevices)
     s.push_back(bind(std::string("dev/") + dev, std::string("/dev/") + dev, Create::kFile));
