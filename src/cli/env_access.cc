@@ -150,6 +150,17 @@ Result<runtime::Plan> env_plan(EnvAccess& e) {
   auto facts = TRY(runtime::read_id_facts());
   runtime::IdentityPlan id = runtime::plan_identity(facts, e.settings.user);
   if (id.add_user) TRY(add_user(e, spec, id));
+  if (id.user_namespace && id.uids.size() == 1) {
+    std::string run = store::env_paths(e.env.id).run;
+    Fd dir = TRY(sys::open_at(e.store.fd(), run, O_RDONLY | O_DIRECTORY));
+    std::string text =
+        "// Written by togo: this env maps one user id (the host grants no subordinate\n"
+        "// ids), so apt cannot switch to _apt and downloads as root.\n"
+        "APT::Sandbox::User \"root\";\n";
+    if (fs::read_file(dir.get(), "apt-sandbox.conf").value_or("") != text)
+      TRY(fs::write_file_atomic(dir.get(), "apt-sandbox.conf", text, 0644));
+    spec.apt_no_sandbox = run + "/apt-sandbox.conf";
+  }
   runtime::Plan plan = runtime::build_plan(spec);
   if (plan.harden) {
     plan.caps = runtime::default_caps();

@@ -96,7 +96,8 @@ int make_parents(int root, const char* path) {
 int open_target(int root, const Step& s) {
   int fd = open_in_root(root, s.a.c_str(), O_PATH);
   if (fd >= 0 || errno != ENOENT || s.create == Create::kNone) return fd;
-  if (s.parent != "." && make_parents(root, s.parent.c_str()) < 0) return -1;
+  // An optional step only fills in a file where its directory exists.
+  if (s.parent != "." && !s.optional && make_parents(root, s.parent.c_str()) < 0) return -1;
   int parent = open_in_root(root, s.parent.c_str(), O_PATH | O_DIRECTORY);
   if (parent < 0) return -1;
   int rc;

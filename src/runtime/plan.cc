@@ -112,6 +112,14 @@ Plan build_plan(const RunSpec& spec) {
     s.push_back(bind("etc/resolv.conf", spec.resolv_conf, Create::kFile, /*readonly=*/true));
   if (!spec.hosts.empty())
     s.push_back(bind("etc/hosts", spec.hosts, Create::kFile, /*readonly=*/true));
+  // With only one id mapped, apt cannot switch to its _apt user: where the
+  // image has apt, a setting makes it download as root instead.
+  if (!spec.apt_no_sandbox.empty()) {
+    Step apt = bind("etc/apt/apt.conf.d/00togo-sandbox", spec.apt_no_sandbox, Create::kFile,
+                    /*readonly=*/true);
+    apt.optional = true;
+    s.push_back(apt);
+  }
   if (!spec.passwd.empty())
     s.push_back(bind("etc/passwd", spec.passwd, Create::kFile, /*readonly=*/true));
   if (!spec.group.empty())

@@ -31,6 +31,7 @@ struct RunSpec {
   std::string resolv_conf;          // generated files, relative to the store ("" = none)
   std::string hosts, hostname_file;
   std::string passwd, group;        // generated for --user ("" = the env's own)
+  std::string apt_no_sandbox;       // generated apt setting, for a single-id map ("" = none)
   bool own_network = false;         // a network namespace of its own (none, private)
   bool rootless = false;            // in a user namespace, mapped to root inside
   std::vector<ShareMount> shares;
