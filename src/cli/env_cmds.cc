@@ -11,6 +11,8 @@
 #include "cli/env_spec.h"
 #include "cli/settings.h"
 #include "image/import.h"
+#include "runtime/idmap_apply.h"
+#include "runtime/idmap_plan.h"
 #include "runtime/launcher.h"
 #include "runtime/overlay_probe.h"
 #include "store/envs.h"
@@ -115,6 +117,11 @@ Result<int> cmd_create(Context& c) {
                               return {};
                             }),
           "create " + name);
+  // Once, here rather than at every run: what a rootless env will lack.
+  if (auto facts = runtime::read_id_facts()) {
+    auto id = runtime::plan_identity(*facts, settings.user);
+    if (!id.notice.empty()) Context::notice(id.notice);
+  }
   std::printf("%s\n", name.c_str());
   return 0;
 }

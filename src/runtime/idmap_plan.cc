@@ -4,7 +4,8 @@ namespace togo::runtime {
 
 namespace {
 
-constexpr const char* kConsequence = "files of other users in the image appear as nobody";
+constexpr const char* kConsequence =
+    "only your own id exists inside, so files of other users in the image belong to root there";
 
 void add_notice(std::string& notice, const std::string& line) {
   if (!notice.empty()) notice += '\n';
@@ -25,8 +26,8 @@ std::string missing_subids_notice(std::string_view user, bool no_uids, bool no_g
   if (no_uids) cmd += " --add-subuids " + range;
   if (no_gids) cmd += " --add-subgids " + range;
   return "no subordinate ids for " + u + " in " + files + ": " + kConsequence +
-         " and programs that switch users (like apt) fail; add " + what + " with `" + cmd + " " +
-         u + "`";
+         ", and programs cannot switch users (apt is set to download as root); add " + what +
+         " with `" + cmd + " " + u + "`";
 }
 
 IdentityPlan plan_identity(const IdFacts& f, bool as_user) {

@@ -251,9 +251,10 @@ TEST(PlanIdentity, RootlessWithoutSubidsExplains) {
   EXPECT_EQ(p.uid, 0u);
   EXPECT_EQ(
       p.notice,
-      "no subordinate ids for me in /etc/subuid and /etc/subgid: files of other users in "
-      "the image appear as nobody and programs that switch users (like apt) fail; add "
-      "ranges with `sudo usermod --add-subuids 165536-231071 --add-subgids 165536-231071 me`");
+      "no subordinate ids for me in /etc/subuid and /etc/subgid: only your own id exists "
+      "inside, so files of other users in the image belong to root there, and programs cannot "
+      "switch users (apt is set to download as root); add ranges with `sudo usermod "
+      "--add-subuids 165536-231071 --add-subgids 165536-231071 me`");
 
   p = plan_identity(facts(1000, 1000, "", ""), true);
   EXPECT_EQ(p.uids, (Map{{1000, 1000, 1}}));
@@ -285,9 +286,10 @@ TEST(PlanIdentity, OneFileMissing) {
   EXPECT_EQ(p.gids, (Map{{0, 1000, 1}}));
   EXPECT_FALSE(p.set_groups);
   EXPECT_EQ(p.notice,
-            "no subordinate ids for me in /etc/subgid: files of other users in the image appear "
-            "as nobody and programs that switch users (like apt) fail; add a range with `sudo "
-            "usermod --add-subgids 165536-231071 me`");
+            "no subordinate ids for me in /etc/subgid: only your own id exists inside, so files "
+            "of other users in the image belong to root there, and programs cannot switch users "
+            "(apt is set to download as root); add a range with `sudo usermod --add-subgids "
+            "165536-231071 me`");
 }
 
 TEST(PlanIdentity, UnusableHelpersDegradeToTheSingleId) {
@@ -299,7 +301,8 @@ TEST(PlanIdentity, UnusableHelpersDegradeToTheSingleId) {
   EXPECT_FALSE(p.set_groups);
   EXPECT_EQ(
       p.notice,
-      "newuidmap is not installed; install it: files of other users in the image appear as nobody");
+      "newuidmap is not installed; install it: only your own id exists inside, so files of "
+      "other users in the image belong to root there");
 
   f.gid_helper_problem = "";
   p = plan_identity(f, false);
