@@ -105,6 +105,9 @@ Result<Catalog> Catalog::open(const std::string& path, bool create) {
   // every close costs more than the lookup a `togo run` needs.
   int persist = 1;
   sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+  // A reader (a `togo run`) never writes the database: the checkpoint that
+  // closing the last connection would do is left to the next writer.
+  if (!create) sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
   // WAL: readers see the last commit and never wait for a writer.
   // synchronous=FULL: a commit that returned is on the disk.
   TRY(c.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"));
