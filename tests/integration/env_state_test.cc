@@ -28,18 +28,6 @@ class EnvStateTest : public TogoTest {
     return bg;
   }
 
-  /// The STATE column of `togo ls` for `env`.
-  std::string state_of(const std::string& env) {
-    RunResult r = tg({"ls"});
-    EXPECT_EQ(r.status, 0) << describe(r);
-    auto lines = lines_of(r.out);
-    if (lines.empty()) return "<no header>";
-    size_t col = lines[0].find("STATE");
-    if (col == std::string::npos) return "<no STATE column>";
-    for (const auto& l : lines)
-      if (l.starts_with(env + " ") && l.size() > col) return l.substr(col, l.find(' ', col) - col);
-    return "<no row>";
-  }
 };
 TOGO_AS_ROOT_AND_ROOTLESS(EnvStateTest);
 

@@ -260,15 +260,7 @@ Background::Background(const std::vector<std::string>& argv_in, std::optional<ui
     ::dup2(out[1], 1);
     ::dup2(err[1], 2);
     ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-    ::signal(SIGPIPE, SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (as_uid && (::setgroups(0, nullptr) < 0 || ::setresgid(*as_uid, *as_uid, *as_uid) < 0 ||
-                   ::setresuid(*as_uid, *as_uid, *as_uid) < 0))
-      ::_exit(126);
-    ::execve(argv[0], argv.data(), envp.data());
-    ::_exit(127);
+    exec_child(argv.data(), envp.data(), as_uid);
   }
   ::close(out[1]);
   ::close(err[1]);
@@ -342,6 +334,30 @@ Background::~Background() {
   }
   if (out_fd_ >= 0) ::close(out_fd_);
   if (err_fd_ >= 0) ::close(err_fd_);
+}
+
+void exec_child(char* const* argv, char* const* envp, std::optional<uid_t> as_uid) {
+  ::signal(SIGPIPE, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (as_uid && (::setgroups(0, nullptr) < 0 || ::setresgid(*as_uid, *as_uid, *as_uid) < 0 ||
+                 ::setresuid(*as_uid, *as_uid, *as_uid) < 0))
+    ::_exit(126);
+  ::execve(argv[0], argv, envp);
+  ::_exit(127);
+}
+
+std::string TogoTest::state_of(const std::string& env) const {
+  RunResult r = tg({"ls"});
+  EXPECT_EQ(r.status, 0) << describe(r);
+  auto lines = lines_of(r.out);
+  if (lines.empty()) return "<no header>";
+  size_t col = lines[0].find("STATE");
+  if (col == std::string::npos) return "<no STATE column>";
+  for (const auto& l : lines)
+    if (l.starts_with(env + " ") && l.size() > col) return l.substr(col, l.find(' ', col) - col);
+  return "<no row>";
 }
 
 }  // namespace togo::test

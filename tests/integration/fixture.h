@@ -89,12 +89,18 @@ class TogoTest : public ::testing::TestWithParam<As> {
 
   /// `image ls --json` as it is now.
   std::string images_json() const;
+  /// The STATE column of `togo ls` for `env`.
+  std::string state_of(const std::string& env) const;
 
  private:
   std::optional<uid_t> as_uid_;
   std::unique_ptr<TempDir> dir_;
   std::string store_;
 };
+
+/// In a forked child: default signals, an empty mask, the test user's ids
+/// when `as_uid` is set, then execve. Exits 126 or 127 if that fails.
+[[noreturn]] void exec_child(char* const* argv, char* const* envp, std::optional<uid_t> as_uid);
 
 /// Instantiates a TogoTest-derived suite for root and rootless.
 #define TOGO_AS_ROOT_AND_ROOTLESS(Suite)                                                \

@@ -81,15 +81,7 @@ class Term {
       ::dup2(ends.in ? slave_ : in[0], 0);
       ::dup2(ends.out ? slave_ : out[1], 1);
       ::dup2(slave_, 2);
-      ::signal(SIGPIPE, SIG_DFL);
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
-      if (as_uid && (::setgroups(0, nullptr) < 0 || ::setresgid(*as_uid, *as_uid, *as_uid) < 0 ||
-                     ::setresuid(*as_uid, *as_uid, *as_uid) < 0))
-        ::_exit(126);
-      ::execve(av[0], av.data(), ev.data());
-      ::_exit(127);
+      exec_child(av.data(), ev.data(), as_uid);
     }
     ::close(in[0]);
     ::close(out[1]);

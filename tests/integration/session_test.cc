@@ -65,18 +65,6 @@ class SessionTest : public TogoTest {
     return bg({"exec", "dev", "--", "sh", "-c", script});
   }
 
-  /// The STATE column of `togo ls` for `env`.
-  std::string state_of(const std::string& env) const {
-    RunResult r = tg({"ls"});
-    EXPECT_EQ(r.status, 0) << describe(r);
-    auto lines = lines_of(r.out);
-    if (lines.empty()) return "<no header>";
-    size_t col = lines[0].find("STATE");
-    if (col == std::string::npos) return "<no STATE column>";
-    for (const auto& l : lines)
-      if (l.starts_with(env + " ") && l.size() > col) return l.substr(col, l.find(' ', col) - col);
-    return "<no row>";
-  }
 
   /// The row of `togo ps` for `env` split on blanks, or empty if none.
   std::vector<std::string> ps_row(const std::string& env) const {
