@@ -46,6 +46,19 @@ Result<void> write_file_atomic(int dirfd, const std::string& name, std::string_v
   return done;
 }
 
+Result<void> write_file_if_changed(int dirfd, const std::string& name, std::string_view data,
+                                   mode_t mode) {
+  if (auto fd = sys::open_at(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) {
+    struct stat st;
+    if (::fstat(fd->get(), &st) == 0 && S_ISREG(st.st_mode) &&
+        static_cast<size_t>(st.st_size) == data.size() && (st.st_mode & 07777) == mode) {
+      auto old = sys::read_all(fd->get(), name);
+      if (old && *old == data) return {};
+    }
+  }
+  return write_file_atomic(dirfd, name, data, mode);
+}
+
 Result<std::string> read_file(int dirfd, const std::string& path) {
   Fd fd = TRY(sys::open_at(dirfd, path, O_RDONLY | O_NOFOLLOW));
   return sys::read_all(fd.get(), path);

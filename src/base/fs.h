@@ -20,6 +20,10 @@ std::string temp_name(std::string_view prefix);
 /// durable and a crash at any point leaves either the old or the new file.
 Result<void> write_file_atomic(int dirfd, const std::string& name, std::string_view data,
                                mode_t mode = 0644);
+/// write_file_atomic, skipped when `dirfd/name` already holds exactly `data`
+/// with that mode: generated files are rewritten only when they change.
+Result<void> write_file_if_changed(int dirfd, const std::string& name, std::string_view data,
+                                   mode_t mode = 0644);
 /// Reads a whole file relative to `dirfd` (no symlink following at the end).
 Result<std::string> read_file(int dirfd, const std::string& path);
 /// fsync of a directory, so renames and creations in it are durable.

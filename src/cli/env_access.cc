@@ -48,8 +48,7 @@ Result<void> refresh_etc_files(EnvAccess& e, runtime::RunSpec& spec, net::Networ
       {"hostname", net::hostname_file(spec.hostname), &spec.hostname_file},
   };
   for (auto& f : files) {
-    auto old = fs::read_file(dir.get(), f.name);
-    if (!old || *old != f.text) TRY(fs::write_file_atomic(dir.get(), f.name, f.text, 0644));
+    TRY(fs::write_file_if_changed(dir.get(), f.name, f.text));
     *f.field = run + "/" + f.name;
   }
   return {};
@@ -157,8 +156,7 @@ Result<runtime::Plan> env_plan(EnvAccess& e) {
         "// Written by togo: this env maps one user id (the host grants no subordinate\n"
         "// ids), so apt cannot switch to _apt and downloads as root.\n"
         "APT::Sandbox::User \"root\";\n";
-    if (fs::read_file(dir.get(), "apt-sandbox.conf").value_or("") != text)
-      TRY(fs::write_file_atomic(dir.get(), "apt-sandbox.conf", text, 0644));
+    TRY(fs::write_file_if_changed(dir.get(), "apt-sandbox.conf", text));
     spec.apt_no_sandbox = run + "/apt-sandbox.conf";
   }
   runtime::Plan plan = runtime::build_plan(spec);

@@ -53,17 +53,6 @@ Result<Fd> open_in_root(int root, const std::string& path, int flags) {
   return sys::open_at2(root, path, flags, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
 }
 
-Result<void> write_if_changed(int dir, const char* name, std::string_view data) {
-  if (auto fd = sys::open_at(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)) {
-    struct stat st;
-    if (::fstat(fd->get(), &st) == 0 && S_ISREG(st.st_mode) &&
-        static_cast<size_t>(st.st_size) == data.size() && (st.st_mode & 07777) == 0644) {
-      auto old = sys::read_all(fd->get(), name);
-      if (old && *old == data) return {};
-    }
-  }
-  return fs::write_file_atomic(dir, name, data, 0644);
-}
 
 }  // namespace
 
@@ -137,8 +126,8 @@ Result<EnvUserFiles> env_user_files(std::string_view env_passwd, std::string_vie
 }
 
 Result<void> write_env_user_files(int run_dir, const EnvUserFiles& files) {
-  TRY(write_if_changed(run_dir, kRunPasswd, files.passwd));
-  TRY(write_if_changed(run_dir, kRunGroup, files.group));
+  TRY(fs::write_file_if_changed(run_dir, kRunPasswd, files.passwd));
+  TRY(fs::write_file_if_changed(run_dir, kRunGroup, files.group));
   return {};
 }
 
