@@ -127,8 +127,10 @@ Result<EnvAccess> open_env(Context& c, const std::string& name) {
   Fd dir = TRY(sys::open_at(existing->fd(), store::env_paths(env->id).dir,
                             O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
   Settings settings = TRY_CTX(parse_settings(env->settings), name);
-  return EnvAccess{std::move(*existing), std::move(*env), std::move(*img), std::move(settings),
-                   std::move(dir)};
+  auto facts = TRY_CTX(runtime::read_id_facts(), name);
+  runtime::IdentityPlan identity = runtime::plan_identity(facts, settings.user);
+  return EnvAccess{std::move(*existing), std::move(*env),      std::move(*img),
+                   std::move(settings),  std::move(identity), std::move(dir)};
 }
 
 Result<runtime::Plan> env_plan(EnvAccess& e) {
@@ -146,8 +148,7 @@ Result<runtime::Plan> env_plan(EnvAccess& e) {
   spec.own_network = mode != net::NetworkMode::kHost;
   TRY(refresh_etc_files(e, spec, mode));
   spec.privileged = e.settings.privileged;
-  auto facts = TRY(runtime::read_id_facts());
-  runtime::IdentityPlan id = runtime::plan_identity(facts, e.settings.user);
+  const runtime::IdentityPlan& id = e.identity;
   if (id.add_user) TRY(add_user(e, spec, id));
   if (id.user_namespace && id.uids.size() == 1) {
     std::string run = store::env_paths(e.env.id).run;
@@ -225,21 +226,16 @@ std::expected<std::optional<pid_t>, runtime::LaunchFailure> start_env(EnvAccess&
   return std::optional<pid_t>(*pid);
 }
 
-runtime::SpawnRequest session_request(const Settings& settings,
-                                      const std::vector<std::string>& argv) {
+runtime::SpawnRequest session_request(const EnvAccess& e, const std::vector<std::string>& argv) {
+  const Settings& settings = e.settings;
   runtime::SpawnRequest req;
   req.argv = argv;
   if (const char* term = std::getenv("TERM")) req.env.push_back(std::string("TERM=") + term);
   for (auto& e : settings.env) req.env.push_back(e);
   req.cwd = settings.workdir;
-  if (settings.user) {
-    // The same identity the env was started with (see env_plan).
-    if (auto facts = runtime::read_id_facts()) {
-      runtime::IdentityPlan id = runtime::plan_identity(*facts, true);
-      req.uid = id.uid;
-      req.gid = id.gid;
-    }
-  }
+  // The identity the env is started with (see env_plan).
+  req.uid = e.identity.uid;
+  req.gid = e.identity.gid;
   req.pty = ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO);
   struct winsize ws;
   if (req.pty && ::ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) {

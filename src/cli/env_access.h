@@ -8,6 +8,7 @@
 #include "base/fd.h"
 #include "cli/commands.h"
 #include "cli/settings.h"
+#include "runtime/idmap_plan.h"
 #include "runtime/launcher.h"
 #include "store/catalog.h"
 #include "store/store.h"
@@ -19,6 +20,7 @@ struct EnvAccess {
   store::EnvRecord env;
   store::ImageRecord image;
   Settings settings;
+  runtime::IdentityPlan identity;  // who runs inside, and the id maps
   Fd dir;  // envs/<id>
 };
 
@@ -34,8 +36,8 @@ Result<runtime::Plan> env_plan(EnvAccess& e);
 std::expected<std::optional<pid_t>, runtime::LaunchFailure> start_env(EnvAccess& e,
                                                                       bool persistent, int first);
 
-/// A session request for `argv` from this terminal, with the env's settings.
-runtime::SpawnRequest session_request(const Settings& settings,
-                                      const std::vector<std::string>& argv);
+/// A session request for `argv` from this terminal, with the env's settings
+/// and identity.
+runtime::SpawnRequest session_request(const EnvAccess& e, const std::vector<std::string>& argv);
 
 }  // namespace togo::cli

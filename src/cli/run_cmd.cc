@@ -20,7 +20,7 @@ std::unexpected<Error> launch_error(runtime::LaunchFailure f, const std::string&
 Result<int> session(Context& c, bool may_start) {
   const std::string& name = c.inv.args[0];
   auto e = TRY(open_env(c, name));
-  runtime::SpawnRequest req = session_request(e.settings, c.inv.rest);
+  runtime::SpawnRequest req = session_request(e, c.inv.rest);
   for (int attempt = 0; attempt < 200; attempt++) {
     if (auto ch = TRY(runtime::connect_env(e.dir.get()))) {
       auto status = runtime::run_session(ch->get(), req);
