@@ -47,7 +47,8 @@ bool find_passwd_uid(const char* text, size_t len, unsigned uid, PasswdEntry* ou
       p = stop + 1;
     }
     bool match = false;
-    if (n == 7 && flen[2] > 0 && flen[2] < 11) {
+    // Digits only and no leading zero, as the user database reads ids.
+    if (n == 7 && flen[2] > 0 && flen[2] < 11 && !(flen[2] > 1 && f[2][0] == '0')) {
       unsigned long v = 0;
       match = true;
       for (size_t i = 0; i < flen[2]; i++) {

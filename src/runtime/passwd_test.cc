@@ -32,6 +32,8 @@ TEST(Passwd, DefaultsWhenMissingOrMalformed) {
   EXPECT_STREQ(e.shell, "/bin/sh");
   EXPECT_FALSE(find("root:x:zero:0::/root:/bin/bash\n", 0, &e));
   EXPECT_FALSE(find("root:x:0\n", 0, &e));
+  // "01000" is not uid 1000 (the user database refuses leading zeros too).
+  EXPECT_FALSE(find("me:x:01000:1000::/home/me:/bin/sh\n", 1000, &e));
   // Relative home or shell fields are not trusted.
   ASSERT_TRUE(find("root:x:0:0::root:bash\n", 0, &e));
   EXPECT_STREQ(e.home, "/root");

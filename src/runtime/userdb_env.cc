@@ -91,8 +91,12 @@ Result<std::string> read_layered_file(const std::vector<int>& layers, const std:
     if (fd.error().err == ENXIO || fd.error().err == ENODEV || fd.error().err == EACCES ||
         fd.error().err == EPERM) {
       // Opening a device node may fail; a whiteout is a 0/0 character device.
-      auto st = sys::stat_at(layer, path, AT_SYMLINK_NOFOLLOW);
-      if (st && S_ISCHR(st->st_mode) && st->st_rdev == makedev(0, 0)) return std::string();
+      // SECURITY: looked at through the layer's root like the open above.
+      auto node = open_in_root(layer, path, O_PATH | O_NOFOLLOW);
+      struct stat st;
+      if (node && ::fstat(node->get(), &st) == 0 && S_ISCHR(st.st_mode) &&
+          st.st_rdev == makedev(0, 0))
+        return std::string();
       return std::unexpected(std::move(fd.error()));
     }
     // A parent that is not a directory in this layer (a file, or a whiteout
