@@ -43,8 +43,11 @@ constexpr int kFirstFree = 10;  // descriptors are moved above the helper's numb
                         int output, const std::vector<std::pair<int, int>>& fds, int report) {
   // SECURITY: the helper must not outlive togo; a parent that died before
   // prctl would leave it orphaned, so check after.
-  if (spec.die_with_togo && (::prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || ::getppid() != parent))
+  if (spec.die_with_togo && ::prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) fail(report, kParent);
+  if (spec.die_with_togo && ::getppid() != parent) {
+    errno = ESRCH;  // togo is already gone
     fail(report, kParent);
+  }
   sigset_t none;
   ::sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -61,7 +61,9 @@ Result<void> write_control(int dirfd, const std::string& shown, const std::strin
                            const std::string& value, bool create, int extra_flags = O_TRUNC) {
   int flags = O_WRONLY | O_CLOEXEC | extra_flags | (create ? O_CREAT : 0);
   int fd = ::openat(dirfd, file.c_str(), flags, 0644);
-  std::string what = "writing " + value + " to " + fs::join(shown, file);
+  std::string shown_value = value;
+  while (!shown_value.empty() && shown_value.back() == '\n') shown_value.pop_back();
+  std::string what = "writing " + shown_value + " to " + fs::join(shown, file);
   if (fd < 0) return sys_error(errno, what);
   Fd owned(fd);
   // The kernel validates on write(2): a refused value shows up here.
@@ -173,7 +175,8 @@ Result<void> check_limits(const CgroupHost& host, const Limits& limits) {
       list += (i == 0 ? "" : i + 1 == flags.size() ? " and " : ", ") + flags[i];
     (msg += msg.empty() ? "" : "; ") += "cannot apply " + list + ": " + missing;
   }
-  return error(ErrorKind::kFailed, msg, "see `togo doctor` (check: cgroups)");
+  return error(ErrorKind::kFailed, msg,
+               "clear the limits with `togo config NAME memory= cpus= pids=`");
 }
 
 std::vector<std::string> Cgroup::paths() const {
@@ -279,6 +282,21 @@ Result<Cgroup> create_env_cgroup(const CgroupHost& host, const std::string& name
     }
   }
   return cg;
+}
+
+void remove_env_cgroups(const CgroupHost& host, const std::string& env_id) {
+  std::vector<std::string> done;
+  for (Controller c : kControllers) {
+    const ControllerSupport& s = host.support(c);
+    if (!s.usable || std::find(done.begin(), done.end(), s.base) != done.end()) continue;
+    done.push_back(s.base);
+    std::string togo = fs::join(s.base, kTogoDir);
+    auto dir = sys::open_at(AT_FDCWD, host.root + togo, O_RDONLY | O_DIRECTORY);
+    if (!dir) continue;
+    // rmdir only succeeds on an empty cgroup: a running env keeps its own.
+    for (auto& name : fs::list_dir(dir->get()))
+      if (name.rfind(env_id + "-", 0) == 0) ::unlinkat(dir->get(), name.c_str(), AT_REMOVEDIR);
+  }
 }
 
 }  // namespace togo::runtime

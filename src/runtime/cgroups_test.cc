@@ -110,7 +110,7 @@ TEST(CgroupDetect, NoCgroupsAtAll) {
   EXPECT_EQ(cg.error().kind, ErrorKind::kFailed);
   EXPECT_PRED2(starts_with_text, cg.error().message,
                "cannot apply --memory: no cgroup filesystem");
-  EXPECT_EQ(cg.error().hint, "see `togo doctor` (check: cgroups)");
+  EXPECT_EQ(cg.error().hint, "clear the limits with `togo config NAME memory= cpus= pids=`");
 }
 
 TEST(CgroupDetect, WithoutAMountTableItIsAnError) {
@@ -282,7 +282,7 @@ TEST(CgroupDetect, PureV2NotDelegatedFromALoginSession) {
   auto cg = create_env_cgroup(*h, "dev", l);
   ASSERT_FALSE(cg);
   EXPECT_EQ(cg.error().message, "cannot apply --memory, --cpus and --pids: " + expected);
-  EXPECT_EQ(cg.error().hint, "see `togo doctor` (check: cgroups)");
+  EXPECT_EQ(cg.error().hint, "clear the limits with `togo config NAME memory= cpus= pids=`");
 }
 
 TEST(CgroupDetect, PureV2WithoutSystemdSaysWhatRootCanDo) {

@@ -131,10 +131,12 @@ Result<void> finish_helper(Running& r) {
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
   std::string said = output ? *output : std::string();
   while (!said.empty() && (said.back() == '\n' || said.back() == ' ')) said.pop_back();
+  // One line: the helper's own lines are joined.
+  for (size_t pos; (pos = said.find('\n')) != std::string::npos;) said.replace(pos, 1, "; ");
   std::string how = WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
                                       : "signal " + std::to_string(WTERMSIG(status));
   return error(ErrorKind::kFailed, r.command + ": " + how + (said.empty() ? "" : ": " + said),
-               "check the caller's lines in /etc/subuid and /etc/subgid (`togo doctor`)");
+               "check the caller's lines in /etc/subuid and /etc/subgid");
 }
 
 }  // namespace
@@ -188,8 +190,13 @@ Result<IdFacts> read_id_facts() {
 
 Result<void> write_id_maps(pid_t child, const std::vector<IdMapping>& uids,
                            const std::vector<IdMapping>& gids) {
-  if (!valid_map(uids)) return error(ErrorKind::kFailed, "invalid uid map:\n" + map_text(uids));
-  if (!valid_map(gids)) return error(ErrorKind::kFailed, "invalid gid map:\n" + map_text(gids));
+  auto shown = [](const std::vector<IdMapping>& m) {
+    std::string out;
+    for (auto& a : map_args(m)) out += (out.empty() ? "" : " ") + a;
+    return out;
+  };
+  if (!valid_map(uids)) return error(ErrorKind::kFailed, "invalid uid map: " + shown(uids));
+  if (!valid_map(gids)) return error(ErrorKind::kFailed, "invalid gid map: " + shown(gids));
   const bool root = ::geteuid() == 0;
   const bool uid_direct = root || is_single_own(uids, ::geteuid());
   const bool gid_direct = root || is_single_own(gids, ::getegid());

@@ -108,7 +108,8 @@ std::expected<pid_t, LaunchFailure> start_env(const Plan& plan, const StartConfi
   if (pid < 0) {
     Error e = sys_error(clone_err, "creating namespaces (clone)").error();
     if (clone_err == EPERM || clone_err == ENOSPC)
-      e.hint = "this host does not let this user create namespaces; see `togo doctor`";
+      e.hint = "this host does not let this user create namespaces (see sysctl "
+               "user.max_user_namespaces and kernel.unprivileged_userns_clone)";
     return fail125(std::move(e));
   }
   auto child = static_cast<pid_t>(pid);
