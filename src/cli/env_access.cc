@@ -93,16 +93,7 @@ Result<runtime::Cgroup> env_cgroup(EnvAccess& e) {
   if (!e.settings.pids.empty()) limits.pids = TRY(runtime::parse_pids(e.settings.pids));
   if (!limits.any()) return runtime::Cgroup();
   auto host = TRY(runtime::detect_cgroups());
-  TRY(runtime::check_limits(host, limits));
-  for (auto c : runtime::kControllers) {
-    const auto& s = host.support(c);
-    if (!s.usable) continue;
-    std::string dir = fs::join(s.base, "togo");
-    auto fd = sys::open_at(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY);
-    if (!fd) continue;
-    for (auto& name : fs::list_dir(fd->get()))
-      if (text::starts_with(name, e.env.id + "-")) ::unlinkat(fd->get(), name.c_str(), AT_REMOVEDIR);
-  }
+  runtime::remove_env_cgroups(host, e.env.id);
   return runtime::create_env_cgroup(host, e.env.id, limits);
 }
 
@@ -202,11 +193,15 @@ std::expected<std::optional<pid_t>, runtime::LaunchFailure> start_env(EnvAccess&
   net::UserNetOptions net_opts;
   if (e.settings.network == "private") {
     int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) < 0) return fail(sys_error(errno, "pipe").error());
+    if (auto r = sys::pipe(fds); !r) return fail(std::move(r.error()));
     net_exit_r = Fd(fds[0]);
     net_exit_w = Fd(fds[1]);
     cfg.hold = net_exit_w.get();
-    for (auto& p : e.settings.ports) net_opts.ports.push_back(*net::parse_port(p));
+    for (auto& p : e.settings.ports) {
+      auto port = net::parse_port(p);
+      if (!port) return fail(std::move(port.error()));
+      net_opts.ports.push_back(*port);
+    }
     net_opts.helpers = {net::HelperKind::kSlirp4netns};
     net_opts.env_exit_fd = net_exit_r.get();
   }

@@ -11,6 +11,7 @@
 #include "cli/env_spec.h"
 #include "cli/settings.h"
 #include "image/import.h"
+#include "runtime/cgroups_apply.h"
 #include "runtime/idmap_apply.h"
 #include "runtime/idmap_plan.h"
 #include "runtime/launcher.h"
@@ -81,6 +82,7 @@ Result<int> cmd_create(Context& c) {
       TRY_CTX(apply_edit(settings, std::string(key) + "=" + *v), "create " + name);
   for (const char* key : {"user", "privileged"})
     if (c.inv.flag(std::string("--") + key)) TRY(apply_edit(settings, std::string(key) + "=true"));
+  TRY_CTX(check_settings(settings), "create " + name);
 
   auto st = TRY(c.open_store(store::Store::Access::kWrite));
   auto lock = TRY(st.lock_for_writing("create " + name));
@@ -143,6 +145,7 @@ Result<int> cmd_config(Context& c) {
     return 0;
   }
   for (auto& e : edits) TRY_CTX(apply_edit(settings, e), "config " + name);
+  TRY_CTX(check_settings(settings), "config " + name);
   std::string text = format_settings(settings);
   TRY(st.catalog().transaction([&] { return st.catalog().set_env_settings(env->id, text); }));
   if (is_running(st, *env))
@@ -198,6 +201,9 @@ Result<int> cmd_rm(Context& c) {
       return error(ErrorKind::kConflict, "rm " + name + ": the environment is running",
                    "end the `togo run " + name + "` sessions first");
     TRY_CTX(store::remove_env(st, *env), "rm " + name);
+    if (auto s = parse_settings(env->settings);
+        s && !(s->memory.empty() && s->cpus.empty() && s->pids.empty()))
+      if (auto host = runtime::detect_cgroups()) runtime::remove_env_cgroups(*host, env->id);
     std::printf("%s\n", name.c_str());
   }
   return 0;

@@ -129,6 +129,12 @@ Result<Share> parse_share(std::string_view text) {
   return s;
 }
 
+Result<void> check_settings(const Settings& s) {
+  std::vector<net::PortForward> ports;
+  for (auto& p : s.ports) ports.push_back(TRY(net::parse_port(p)));
+  return net::check_ports(TRY(net::parse_network(s.network)), ports);
+}
+
 Result<Settings> parse_settings(std::string_view text) {
   Settings s;
   for (auto& line : text::split(text, '\n')) {

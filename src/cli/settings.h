@@ -39,6 +39,11 @@ std::string format_settings(const Settings& s);
 /// checked; on error the settings are unchanged.
 Result<void> apply_edit(Settings& s, std::string_view edit);
 
+/// Checks the settings as a whole, after every edit: what no single value
+/// shows (ports forwarded on a network that is not private, two forwards of
+/// one port).
+Result<void> check_settings(const Settings& s);
+
 /// The keys, with what each takes, for help texts.
 const std::vector<std::pair<std::string, std::string>>& setting_keys();
 

@@ -43,6 +43,18 @@ TEST(Settings, BadValuesAreRefusedAndChangeNothing) {
   }
 }
 
+TEST(Settings, PortsNeedAPrivateNetworkAndDistinctHostPorts) {
+  Settings s;
+  ASSERT_TRUE(apply_edit(s, "port+=8080:80"));
+  auto r = check_settings(s);  // the network is still the host's
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("--network private"), std::string::npos);
+  ASSERT_TRUE(apply_edit(s, "network=private"));
+  EXPECT_TRUE(check_settings(s));
+  ASSERT_TRUE(apply_edit(s, "port+=0.0.0.0:8080:81"));
+  EXPECT_FALSE(check_settings(s));
+}
+
 TEST(Settings, SharesParse) {
   auto sh = parse_share("/home/me/src:/src:ro");
   ASSERT_TRUE(sh);

@@ -81,4 +81,9 @@ class Cgroup {
 Result<Cgroup> create_env_cgroup(const CgroupHost& host, const std::string& name,
                                  const Limits& limits);
 
+/// Removes the empty cgroups an env left behind (<base>/togo/<env_id>-*):
+/// the env's last process cannot remove its own, so a later start, or the
+/// env's removal, does. A cgroup still in use is left alone.
+void remove_env_cgroups(const CgroupHost& host, const std::string& env_id);
+
 }  // namespace togo::runtime
