@@ -11,6 +11,7 @@
 #include "base/fs.h"
 #include "base/sys.h"
 #include "cli/env_spec.h"
+#include "cli/seccomp_table.h"
 #include "base/text.h"
 #include "net/etc_files.h"
 #include "net/settings.h"
@@ -155,7 +156,7 @@ Result<runtime::Plan> env_plan(EnvAccess& e) {
   if (plan.harden) {
     plan.caps = runtime::default_caps();
     plan.last_cap = runtime::read_last_cap();
-    plan.seccomp = TRY(runtime::build_default_filter(false));
+    plan.seccomp = default_seccomp_filter();
   }
   if (plan.rootless) {
     // Your own id is root inside (or yourself, with --user); your

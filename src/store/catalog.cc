@@ -108,9 +108,12 @@ Result<Catalog> Catalog::open(const std::string& path, bool create) {
   // A reader (a `togo run`) never writes the database: the checkpoint that
   // closing the last connection would do is left to the next writer.
   if (!create) sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
-  // WAL: readers see the last commit and never wait for a writer.
+  // WAL: readers see the last commit and never wait for a writer. The mode
+  // is kept in the file, so only a writer sets it (a reader's start is on
+  // the path of every `togo run`).
   // synchronous=FULL: a commit that returned is on the disk.
-  TRY(c.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"));
+  if (create)
+    TRY(c.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"));
   TRY(c.migrate());
   return c;
 }
