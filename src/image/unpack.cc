@@ -19,9 +19,11 @@
 #include <utility>
 #include <vector>
 
+#include "base/fs.h"
 #include "base/sys.h"
 #include "base/text.h"
 #include "image/tar_path.h"
+#include "image/whiteout.h"
 
 #ifndef SYS_fchmodat2
 #define SYS_fchmodat2 452  // the same number on every architecture
@@ -108,6 +110,20 @@ std::string plural(uint64_t n, const char* one, const char* many) {
   return std::to_string(n) + " " + (n == 1 ? one : many);
 }
 
+std::string join_path(const std::string& dir, const std::string& name) {
+  return dir == "." ? name : dir + "/" + name;
+}
+
+bool is_whiteout_node(const struct stat& st) { return S_ISCHR(st.st_mode) && st.st_rdev == 0; }
+
+// lsetxattr on `name` in the directory `dirfd` without following it: the
+// *xattr calls take no directory fd, so the directory is named through /proc.
+int set_xattr_at(int dirfd, const std::string& name, const char* key, const void* value,
+                 size_t size) {
+  std::string path = "/proc/self/fd/" + std::to_string(dirfd) + "/" + name;
+  return ::lsetxattr(path.c_str(), key, value, size, 0);
+}
+
 class Unpacker {
  public:
   Unpacker(struct archive* ar, int root, const UnpackOptions& opts)
@@ -146,23 +162,168 @@ class Unpacker {
       Fd fd = TRY(open_dir(".", false));
       return dir_metadata(e, fd.get(), path);
     }
+    // Only the name makes a whiteout, whatever the entry's type.
+    Whiteout wo = TRY(parse_whiteout(path));
+    if (wo.kind == WhiteoutKind::kRemove) return remove_whiteout(wo);
+    if (wo.kind == WhiteoutKind::kOpaque) return opaque_whiteout(wo);
     if (!link && type == AE_IFSOCK) {
       skipped_.sockets++;
       stats_.skipped++;
       return {};
     }
     PathParts parts = split_entry_path(path);
+    if (!whiteouts_.empty()) TRY(reopen_whiteouts(parts.parent));
     Fd parent = TRY(open_dir(parts.parent, true));
-    if (link) return make_hardlink(parent.get(), parts.base, path, link);
+    if (apply()) make_writable(parent.get(), parts.parent);
+    bool over_whiteout = whiteouts_.erase(path) > 0;
+    TRY(make_entry(e, parent.get(), parts.base, path, link, type, over_whiteout));
+    written_.insert(path);
+    return {};
+  }
+
+  Result<void> make_entry(struct archive_entry* e, int pfd, const std::string& base,
+                          const std::string& path, const char* link, mode_t type,
+                          bool over_whiteout) {
+    if (link) return make_hardlink(pfd, base, path, link);
     switch (type) {
-      case AE_IFDIR: return make_dir(e, parent.get(), parts.base, path);
-      case AE_IFREG: return make_file(e, parent.get(), parts.base, path);
-      case AE_IFLNK: return make_symlink(e, parent.get(), parts.base, path);
+      case AE_IFDIR: return make_dir(e, pfd, base, path, over_whiteout);
+      case AE_IFREG: return make_file(e, pfd, base, path);
+      case AE_IFLNK: return make_symlink(e, pfd, base, path);
       case AE_IFCHR:
       case AE_IFBLK:
-      case AE_IFIFO: return make_node(e, parent.get(), parts.base, path, type);
+      case AE_IFIFO: return make_node(e, pfd, base, path, type);
       default: return bad("unsupported entry type " + std::to_string(type));
     }
+  }
+
+  bool apply() const { return opts_.whiteouts == WhiteoutMode::kApply; }
+  bool overlay() const { return opts_.whiteouts == WhiteoutMode::kOverlay; }
+
+  // True if this layer wrote `path` or anything beneath it: whiteouts of the
+  // same layer leave those alone.
+  bool touched(const std::string& path) const {
+    if (written_.count(path)) return true;
+    std::string below = path + "/";
+    auto it = written_.lower_bound(below);
+    return it != written_.end() && it->starts_with(below);
+  }
+
+  // "dir/.wh.NAME": NAME goes (apply), or is hidden by an overlay whiteout.
+  Result<void> remove_whiteout(const Whiteout& wo) {
+    Fd dir = TRY(open_dir(wo.dir, true));
+    if (apply()) make_writable(dir.get(), wo.dir);
+    std::string path = join_path(wo.dir, wo.name);
+    TRY(remove_lower(dir.get(), wo.name, path));
+    stats_.whiteouts++;
+    if (!overlay()) return {};
+    struct stat st;
+    if (::fstatat(dir.get(), wo.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      // This layer's own entry stays. A file or link already hides the lower
+      // one; a directory must also stop the lower one's children showing.
+      if (!S_ISDIR(st.st_mode)) return {};
+      auto fd = sys::open_at(dir.get(), wo.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+      if (!fd) return std::unexpected(std::move(fd.error()));
+      return mark_opaque(fd->get());
+    }
+    if (errno != ENOENT) return sys_error(errno, "looking at the whited-out entry");
+    // An overlay whiteout: a character device 0/0, mode 0 like overlayfs's own.
+    if (::mknodat(dir.get(), wo.name.c_str(), S_IFCHR, makedev(0, 0)) < 0) {
+      Error err = sys_error(errno, "creating overlay whiteout " + printable_name(wo.name)).error();
+      if (err.err == EPERM)
+        err = std::move(err).with_hint("unprivileged overlay whiteouts need Linux 5.8 or later");
+      return std::unexpected(std::move(err));
+    }
+    whiteouts_.insert(path);
+    return {};
+  }
+
+  // "dir/.wh..wh..opq": the directory's lower contents go (apply) or are
+  // hidden by the opaque attribute (overlay).
+  Result<void> opaque_whiteout(const Whiteout& wo) {
+    if (!whiteouts_.empty()) TRY(reopen_whiteouts(wo.dir));
+    Fd dir = TRY(open_dir(wo.dir, true));
+    if (apply()) make_writable(dir.get(), wo.dir);
+    TRY(clear_lower(dir.get(), wo.dir));
+    if (overlay()) TRY(mark_opaque(dir.get()));
+    stats_.opaque_dirs++;
+    return {};
+  }
+
+  // Removes `pfd/name` (clean path `path`) unless this layer wrote it; a
+  // directory this layer wrote into keeps this layer's entries only.
+  // SECURITY: nothing here follows a symlink: a symlink is removed itself.
+  Result<void> remove_lower(int pfd, const std::string& name, const std::string& path) {
+    struct stat st;
+    if (::fstatat(pfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+      if (errno == ENOENT) return {};
+      return sys_error(errno, "looking at " + printable_name(path));
+    }
+    if (!touched(path)) {
+      TRY(fs::remove_tree(pfd, name));
+      whiteouts_.erase(path);
+      return {};
+    }
+    if (!S_ISDIR(st.st_mode)) return {};
+    auto fd = sys::open_at(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (!fd) return std::unexpected(std::move(fd.error()));
+    return clear_lower(fd->get(), path);
+  }
+
+  Result<void> clear_lower(int dirfd, const std::string& dir) {
+    for (const std::string& name : fs::list_dir(dirfd))
+      TRY(remove_lower(dirfd, name, join_path(dir, name)));
+    return {};
+  }
+
+  // SECURITY: the only overlay attributes this unpacker writes. The user.*
+  // one is what a rootless (userxattr) overlay mount reads; trusted.* needs
+  // CAP_SYS_ADMIN and is skipped where the kernel refuses it.
+  Result<void> mark_opaque(int fd) {
+    if (::fsetxattr(fd, "user.overlay.opaque", "y", 1, 0) < 0)
+      return sys_error(errno, "marking the directory opaque");
+    if (::fsetxattr(fd, "trusted.overlay.opaque", "y", 1, 0) < 0 && errno != EPERM &&
+        errno != EACCES)
+      return sys_error(errno, "marking the directory opaque");
+    return {};
+  }
+
+  // Overlay mode: an entry inside a name this layer whited out (`dir` or one
+  // of its parents). Within one layer the whiteout only removed the lower
+  // entry, so the name becomes a directory of this layer, opaque, as
+  // overlayfs does on mkdir over a whiteout.
+  Result<void> reopen_whiteouts(const std::string& dirs) {
+    if (dirs == ".") return {};
+    for (size_t end = 0; end != std::string::npos;) {
+      end = dirs.find('/', end + 1);
+      std::string dir = dirs.substr(0, end);
+      if (whiteouts_.erase(dir)) TRY(reopen_whiteout(dir));
+    }
+    return {};
+  }
+
+  Result<void> reopen_whiteout(const std::string& dir) {
+    PathParts parts = split_entry_path(dir);
+    Fd parent = TRY(open_dir(parts.parent, true));
+    struct stat st;
+    if (::fstatat(parent.get(), parts.base.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        !is_whiteout_node(st))
+      return {};  // removed since, by an opaque marker
+    if (::unlinkat(parent.get(), parts.base.c_str(), 0) < 0 ||
+        ::mkdirat(parent.get(), parts.base.c_str(), kMissingDirMode) < 0)
+      return sys_error(errno, "replacing whiteout " + printable_name(dir) + " by a directory");
+    auto fd = sys::open_at(parent.get(), parts.base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (!fd) return std::unexpected(std::move(fd.error()));
+    return mark_opaque(fd->get());
+  }
+
+  // Apply mode: a lower layer's directory that the caller cannot write into
+  // (rootless, e.g. 0555) is opened up until the end, then given its mode
+  // back. Failures show up as the error of the write that follows.
+  void make_writable(int fd, const std::string& path) {
+    if (::geteuid() == 0 || dirs_.count(path) || restore_.count(path)) return;
+    struct stat st;
+    if (::fstat(fd, &st) < 0 || (st.st_mode & 0700) == 0700 || st.st_uid != ::geteuid()) return;
+    if (::fchmod(fd, st.st_mode | 0700) == 0) restore_[path] = st.st_mode & 07777;
   }
 
   // SECURITY: the only way a directory named by the archive is opened: beneath
@@ -220,6 +381,11 @@ class Unpacker {
       return false;
     }
     if (new_dir) return true;
+    if (apply() && !touched(path)) {
+      // A lower layer's directory replaced by this layer's file: it goes whole.
+      TRY(fs::remove_tree(pfd, base));
+      return false;
+    }
     if (::unlinkat(pfd, base.c_str(), AT_REMOVEDIR) < 0) {
       if (errno == ENOTEMPTY || errno == EEXIST)
         return bad("replaces a directory that is not empty");
@@ -230,12 +396,15 @@ class Unpacker {
   }
 
   Result<void> make_dir(struct archive_entry* e, int pfd, const std::string& base,
-                        const std::string& path) {
+                        const std::string& path, bool over_whiteout) {
     bool kept = TRY(make_room(pfd, base, path, true));
     if (!kept && ::mkdirat(pfd, base.c_str(), kWorkDirMode) < 0)
       return sys_error(errno, "creating directory");
     auto fd = sys::open_at(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
     if (!fd) return sys_error(fd.error().err, "opening the new directory");
+    if (kept && apply()) make_writable(fd->get(), path);
+    // A directory replacing this layer's whiteout must hide the lower one.
+    if (over_whiteout && overlay()) TRY(mark_opaque(fd->get()));
     return dir_metadata(e, fd->get(), path);
   }
 
@@ -311,6 +480,7 @@ class Unpacker {
     // the environment, never by this unpacker (every open here refuses links).
     if (::symlinkat(target, pfd, base.c_str()) < 0) return sys_error(errno, "creating symlink");
     TRY(set_owner(e, pfd, base));
+    TRY(set_xattrs(e, pfd, base));
     TRY(set_times(e, pfd, base));
     stats_.symlinks++;
     return {};
@@ -330,6 +500,8 @@ class Unpacker {
       return bad("hardlink target " + shown + ": " + target.error().message);
     }
     if (*target == ".") return bad("hardlink target is the image root");
+    if (whiteouts_.count(*target))
+      return bad("hardlink target " + shown + " was deleted by a whiteout");
     if (skipped_paths_.count(*target)) {  // a device node skipped when rootless
       skipped_.devices++;
       stats_.skipped++;
@@ -376,6 +548,7 @@ class Unpacker {
     if (::mknodat(pfd, base.c_str(), type | kWorkFileMode, dev) < 0)
       return sys_error(errno, type == AE_IFIFO ? "creating fifo" : "creating device node");
     TRY(set_owner(e, pfd, base));
+    TRY(set_xattrs(e, pfd, base));
     TRY(chmod_at(pfd, base, archive_entry_perm(e)));
     TRY(set_times(e, pfd, base));
     return {};
@@ -411,8 +584,9 @@ class Unpacker {
     return {};
   }
 
-  // Sets the entry's extended attributes on an open file or directory.
-  Result<void> set_xattrs(struct archive_entry* e, int fd) {
+  // Sets the entry's extended attributes on an open file or directory, or,
+  // with `name`, on that entry in the directory `fd` (symlinks, nodes).
+  Result<void> set_xattrs(struct archive_entry* e, int fd, const std::string& name_in = "") {
     if (archive_entry_xattr_reset(e) == 0) return {};
     const char* name = nullptr;
     const void* value = nullptr;
@@ -428,14 +602,18 @@ class Unpacker {
         skipped_.overlay_xattrs++;
         continue;
       }
-      if (::fsetxattr(fd, name, value, size, 0) == 0) continue;
+      int r = name_in.empty() ? ::fsetxattr(fd, name, value, size, 0)
+                              : set_xattr_at(fd, name_in, name, value, size);
+      if (r == 0) continue;
       int err = errno;
       bool privileged = n.starts_with("trusted.") || n.starts_with("security.");
       if (opts_.rootless && privileged && (err == EPERM || err == EACCES)) {
         skipped_.privileged_xattrs++;
         continue;
       }
-      if (err == ENOTSUP) {
+      // user.* exists only on files and directories; /proc may be missing.
+      bool by_name = !name_in.empty() && ((err == EPERM && n.starts_with("user.")) || err == ENOENT);
+      if (err == ENOTSUP || by_name) {
         skipped_.unsupported_xattrs++;
         continue;
       }
@@ -447,8 +625,19 @@ class Unpacker {
   // Final modes and times of directories, deepest first so that a directory
   // made read-only does not stop its parent's children being reached.
   Result<void> finish_dirs() {
+    // Lower directories opened up for writing get their mode back, unless
+    // this layer gave them one (or removed them).
+    std::map<std::string, DirMeta> restored;
+    for (const auto& [path, mode] : restore_) {
+      if (dirs_.count(path)) continue;
+      DirMeta meta;
+      meta.mode = mode;
+      meta.times[0] = meta.times[1] = {0, UTIME_OMIT};
+      restored[path] = meta;
+    }
     std::vector<const std::pair<const std::string, DirMeta>*> order;
     for (const auto& kv : dirs_) order.push_back(&kv);
+    for (const auto& kv : restored) order.push_back(&kv);
     auto depth = [](const std::string& p) {
       return p == "." ? -1L : static_cast<long>(std::count(p.begin(), p.end(), '/'));
     };
@@ -456,7 +645,9 @@ class Unpacker {
                      [&](auto* a, auto* b) { return depth(a->first) > depth(b->first); });
     for (const auto* kv : order) {
       auto done = [&]() -> Result<void> {
-        Fd fd = TRY(open_dir(kv->first, false));
+        auto opened = open_dir(kv->first, false);
+        if (!opened && restored.count(kv->first)) return {};  // replaced or removed since
+        Fd fd = TRY(std::move(opened));
         if (::fchmod(fd.get(), kv->second.mode) < 0) return sys_error(errno, "setting mode");
         if (::futimens(fd.get(), kv->second.times) < 0) return sys_error(errno, "setting times");
         return {};
@@ -495,6 +686,9 @@ class Unpacker {
   Skipped skipped_;
   std::map<std::string, DirMeta> dirs_;   // clean path -> metadata to apply at the end
   std::set<std::string> skipped_paths_;   // device nodes left out, for hardlinks to them
+  std::set<std::string> written_;         // clean paths this layer wrote (whiteouts spare them)
+  std::set<std::string> whiteouts_;       // overlay whiteouts this layer made
+  std::map<std::string, mode_t> restore_; // apply: lower directories opened up, their modes
 };
 
 }  // namespace

@@ -13,7 +13,26 @@ struct archive;
 
 namespace togo::image {
 
+/// What an OCI whiteout entry ("dir/.wh.NAME", "dir/.wh..wh..opq") does.
+enum class WhiteoutMode {
+  /// The directory is one layer, to be stacked as an overlayfs lower
+  /// directory: ".wh.NAME" becomes an overlay whiteout (a 0/0 character
+  /// device named NAME, which needs no privilege since Linux 5.8) and the
+  /// opaque marker sets user.overlay.opaque=y on its directory (read by
+  /// overlayfs mounted with `userxattr`), plus trusted.overlay.opaque=y where
+  /// the kernel allows it (root).
+  kOverlay,
+  /// The directory already holds the layers below, merged (a private copy):
+  /// ".wh.NAME" deletes NAME with everything under it and the opaque marker
+  /// deletes its directory's children. What this same layer wrote is kept:
+  /// whiteouts only act on lower layers.
+  kApply,
+};
+
 struct UnpackOptions {
+  /// The default suits the store's layers/<hex>/root directories; a private
+  /// copy of a whole image built layer over layer wants kApply.
+  WhiteoutMode whiteouts = WhiteoutMode::kOverlay;
   /// The caller cannot chown to other ids nor create device nodes: owners
   /// are left as the caller, character and block devices are skipped, and
   /// trusted.* / security.* attributes the kernel refuses are skipped.
@@ -31,6 +50,8 @@ struct UnpackStats {
   uint64_t hardlinks = 0;
   uint64_t bytes = 0;      // sum of regular file sizes (holes included)
   uint64_t skipped = 0;    // entries not created (devices when rootless, sockets)
+  uint64_t whiteouts = 0;  // ".wh.NAME" entries
+  uint64_t opaque_dirs = 0;  // ".wh..wh..opq" entries
 };
 
 /// Extracts every entry of `ar` (a libarchive reader already opened on a tar
@@ -42,13 +63,27 @@ struct UnpackStats {
 /// are resolved the same way and must already have been extracted. Symlinks
 /// are created with their target text unchanged (they are resolved later,
 /// inside the environment). Overlay attributes (trusted.overlay.*,
-/// user.overlay.*) are never applied.
+/// user.overlay.*) are never applied from the archive; the only overlay
+/// attribute written is the opaque mark of WhiteoutMode::kOverlay.
+///
+/// Whiteouts: see WhiteoutMode. SECURITY: whiteout names are checked by
+/// parse_whiteout; a deletion is confined like any entry (its directory
+/// opened beneath `root`, no symlink followed, a symlink named by a whiteout
+/// is removed itself). Within one layer a whiteout never deletes what an
+/// earlier entry of the same layer wrote; a whiteout before a directory of
+/// the same name makes that directory opaque (kOverlay). In kApply mode an
+/// entry over an existing non-empty directory that this layer did not write
+/// replaces it, and directories of lower layers that the caller cannot write
+/// are made writable while unpacking and get their mode back at the end.
 ///
 /// Files are written 0600 and directories created 0700 while unpacking; final
 /// directory modes and times are applied after the last entry, deepest first.
 /// Missing parent directories are created 0755. A name that already exists is
 /// replaced, except that a directory entry over a directory updates it; a
-/// non-empty directory is never replaced.
+/// non-empty directory is never replaced (in kApply mode: one this layer
+/// wrote into). Extended attributes go on files and directories through
+/// their fd, on symlinks and nodes through /proc/self/fd/<dir>/<name>
+/// without following the name.
 ///
 /// Errors name the entry: "entry usr/bin/x: <why>"; hostile or malformed
 /// input is ErrorKind::kBadInput. On error, part of the archive may have been

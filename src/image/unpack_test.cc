@@ -24,12 +24,22 @@
 namespace togo::image {
 namespace {
 
-bool is_root() { return ::geteuid() == 0; }
+// Root of the initial user namespace. Root in a user namespace of its own
+// (`unshare -r`) cannot chown to other ids, make devices or set trusted.*
+// attributes: it runs the rootless paths.
+bool is_root() {
+  if (::geteuid() != 0) return false;
+  auto map = fs::read_file(AT_FDCWD, "/proc/self/uid_map");
+  return map && map->find("4294967295") != std::string::npos;
+}
 
 struct Meta {
   mode_t mode = 0644;
   int64_t uid = 0, gid = 0;
   time_t mtime = 1500000000;
+  long mtime_nsec = 0;
+  time_t atime = -1;  // unset unless >= 0
+  long atime_nsec = 0;
   std::vector<std::pair<std::string, std::string>> xattrs;
 };
 
@@ -44,7 +54,7 @@ class TarWriter {
  public:
   TarWriter() {
     a_ = archive_write_new();
-    archive_write_set_format_pax_restricted(a_);
+    archive_write_set_format_pax(a_);  // full pax: nanosecond times and atimes
     archive_write_open(a_, this, nullptr, &TarWriter::append, nullptr);
   }
   ~TarWriter() { archive_write_free(a_); }
@@ -98,7 +108,8 @@ class TarWriter {
     archive_entry_set_perm(e, m.mode);
     archive_entry_set_uid(e, m.uid);
     archive_entry_set_gid(e, m.gid);
-    archive_entry_set_mtime(e, m.mtime, 0);
+    archive_entry_set_mtime(e, m.mtime, m.mtime_nsec);
+    if (m.atime >= 0) archive_entry_set_atime(e, m.atime, m.atime_nsec);
     for (auto& [k, v] : m.xattrs) archive_entry_xattr_add_entry(e, k.c_str(), v.data(), v.size());
     if constexpr (!std::is_same_v<std::decay_t<F>, std::nullptr_t>) extra(e);
     EXPECT_GE(archive_write_header(a_, e), ARCHIVE_WARN) << archive_error_string(a_);
@@ -145,6 +156,7 @@ class UnpackTest : public ::testing::Test {
     EXPECT_EQ(archive_read_open_memory(ar, tar.data(), tar.size()), ARCHIVE_OK);
     UnpackOptions opts;
     opts.rootless = rootless;
+    opts.whiteouts = mode_;
     opts.warn = [this](const std::string& line) { warnings_.push_back(line); };
     auto r = unpack(ar, root_.get(), opts);
     archive_read_free(ar);
@@ -219,6 +231,7 @@ class UnpackTest : public ::testing::Test {
 
   std::string base_;
   Fd root_;
+  WhiteoutMode mode_ = WhiteoutMode::kOverlay;
   std::string before_;
   std::vector<std::string> warnings_;
 };
@@ -615,6 +628,307 @@ TEST_F(UnpackTest, RefusesReplacingTheRoot) {
 
 TEST_F(UnpackTest, RefusesEntriesWithNoName) {
   expect_refused(TarWriter().file("", "x").finish(), "empty name");
+}
+
+
+// ---- metadata to the nanosecond, capabilities, attributes on links ----
+
+TEST_F(UnpackTest, NanosecondTimesOnEveryKindOfEntry) {
+  auto at = [](mode_t m, time_t t, long ns) {
+    Meta meta = mode(m);
+    meta.mtime = t;
+    meta.mtime_nsec = ns;
+    meta.atime = t - 1000;
+    meta.atime_nsec = 999999999 - ns;
+    return meta;
+  };
+  std::string tar = TarWriter()
+                        .dir("d", at(0755, 1500000001, 123456789))
+                        .file("d/f", "x", at(0644, 1500000002, 1))
+                        .symlink("d/l", "f", at(0777, 1500000003, 999999999))
+                        .node("d/p", AE_IFIFO, 0, 0, at(0600, 1500000004, 500000000))
+                        .finish();
+  auto r = unpack_tar(tar);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  struct Want {
+    const char* path;
+    time_t sec;
+    long nsec;
+  };
+  for (Want w : {Want{"d", 1500000001, 123456789}, Want{"d/f", 1500000002, 1},
+                 Want{"d/l", 1500000003, 999999999}, Want{"d/p", 1500000004, 500000000}}) {
+    struct stat st = lstat_in(w.path);
+    EXPECT_EQ(st.st_mtim.tv_sec, w.sec) << w.path;
+    EXPECT_EQ(st.st_mtim.tv_nsec, w.nsec) << w.path;
+    EXPECT_EQ(st.st_atim.tv_sec, w.sec - 1000) << w.path;
+    EXPECT_EQ(st.st_atim.tv_nsec, 999999999 - w.nsec) << w.path;
+  }
+}
+
+TEST_F(UnpackTest, FileCapabilities) {
+  // v2 capabilities: cap_net_bind_service, effective.
+  uint32_t words[5] = {0x02000000u | 1u, 1u << 10, 0, 0, 0};
+  Meta m = mode(04755);
+  m.uid = is_root() ? 1234 : 0;
+  m.xattrs = {{"security.capability", std::string(reinterpret_cast<char*>(words), sizeof words)}};
+  std::string tar = TarWriter().file("ping", "elf", m).finish();
+  auto r = unpack_tar(tar);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(lstat_in("ping").st_mode & 07777, 04755u);
+  if (is_root()) {
+    EXPECT_EQ(lstat_in("ping").st_uid, 1234u);
+  }
+  if (::geteuid() == 0) {
+    // Set after the owner and the data, which would have cleared it. Root in
+    // a user namespace may set them too: the kernel scopes them to it.
+    EXPECT_EQ(xattr_in("ping", "security.capability"), m.xattrs[0].second);
+    EXPECT_TRUE(warnings_.empty());
+  } else {
+    EXPECT_EQ(xattr_in("ping", "security.capability"), "<none>");
+    ASSERT_EQ(warnings_.size(), 1u);
+    EXPECT_EQ(warnings_[0],
+              "skipped 1 trusted.*/security.* extended attribute: setting them needs root");
+  }
+}
+
+TEST_F(UnpackTest, AttributesOnSymlinksAndNodes) {
+  Meta l = mode(0777);
+  l.xattrs = {{"trusted.link", "on the link"}, {"user.no", "user.* cannot be on a symlink"}};
+  Meta p = mode(0600);
+  p.xattrs = {{"trusted.fifo", "on the fifo"}};
+  std::string tar = TarWriter().file("f", "x").symlink("l", "f", l).node("p", AE_IFIFO, 0, 0, p)
+                        .finish();
+  auto r = unpack_tar(tar);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(xattr_in("f", "trusted.link"), "<none>");  // not through the link
+  EXPECT_EQ(xattr_in("l", "user.no"), "<none>");
+  if (is_root()) {
+    EXPECT_EQ(xattr_in("l", "trusted.link"), "on the link");
+    EXPECT_EQ(xattr_in("p", "trusted.fifo"), "on the fifo");
+    ASSERT_EQ(warnings_.size(), 1u);
+    EXPECT_EQ(warnings_[0], "skipped 1 extended attribute: the file system does not support them");
+  }
+}
+
+// ---- whiteouts, overlay mode (the default) ----
+
+std::string opaque_of(int root, const std::string& path, const char* key) {
+  char buf[8];
+  Fd fd(::openat(root, path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  ssize_t n = fd.valid() ? ::fgetxattr(fd.get(), key, buf, sizeof buf) : -1;
+  return n < 0 ? "<none>" : std::string(buf, static_cast<size_t>(n));
+}
+
+TEST_F(UnpackTest, WhiteoutsBecomeOverlayWhiteouts) {
+  std::string tar = TarWriter()
+                        .dir("etc")
+                        .file("etc/.wh.passwd", "")
+                        .file(".wh.gone", "")
+                        .dir("usr")
+                        .file("usr/.wh..wh..opq", "")
+                        .file("usr/kept", "this layer's own")
+                        .dir(".wh.was-a-dir")  // only the name counts
+                        .file("opt/sub/.wh..wh..opq", "")  // parents made as usual
+                        .finish();
+  auto r = unpack_tar(tar);
+  if (!r && r.error().err == EPERM) GTEST_SKIP() << "no unprivileged whiteouts: " << r.error().message;
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  for (const char* p : {"etc/passwd", "gone", "was-a-dir"}) {
+    struct stat st = lstat_in(p);
+    EXPECT_TRUE(S_ISCHR(st.st_mode)) << p;
+    EXPECT_EQ(st.st_rdev, makedev(0, 0)) << p;
+  }
+  EXPECT_FALSE(exists_in(".wh.gone"));
+  EXPECT_FALSE(exists_in("usr/.wh..wh..opq"));
+  EXPECT_EQ(read_in("usr/kept"), "this layer's own");
+  EXPECT_EQ(opaque_of(root_.get(), "usr", "user.overlay.opaque"), "y");
+  EXPECT_EQ(opaque_of(root_.get(), "opt/sub", "user.overlay.opaque"), "y");
+  EXPECT_EQ(opaque_of(root_.get(), "etc", "user.overlay.opaque"), "<none>");
+  EXPECT_EQ(opaque_of(root_.get(), "usr", "trusted.overlay.opaque"), is_root() ? "y" : "<none>");
+  EXPECT_EQ(r->whiteouts, 3u);
+  EXPECT_EQ(r->opaque_dirs, 2u);
+  EXPECT_EQ(r->entries, 8u);
+  EXPECT_EQ(r->files, 1u);
+  EXPECT_TRUE(warnings_.empty());
+}
+
+TEST_F(UnpackTest, OverlayWhiteoutsSpareThisLayer) {
+  std::string tar = TarWriter()
+                        .file("a", "written first")
+                        .file(".wh.a", "")  // the lower a is hidden by this a anyway
+                        .dir("d")
+                        .file("d/x", "x")
+                        .file(".wh.d", "")  // d stays, opaque: the lower d is gone
+                        .file(".wh.e", "")
+                        .dir("e", mode(0750))  // a directory over this layer's whiteout
+                        .file(".wh.f", "")
+                        .file("f/y", "y")  // a child with no directory entry
+                        .file(".wh.g", "")
+                        .file("g", "a file over this layer's whiteout")
+                        .file(".wh.h", "")
+                        .file("h/i/.wh..wh..opq", "")  // a marker under this layer's whiteout
+                        .finish();
+  auto r = unpack_tar(tar);
+  if (!r && r.error().err == EPERM) GTEST_SKIP() << "no unprivileged whiteouts: " << r.error().message;
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(read_in("a"), "written first");
+  EXPECT_EQ(read_in("d/x"), "x");
+  EXPECT_EQ(read_in("f/y"), "y");
+  EXPECT_EQ(read_in("g"), "a file over this layer's whiteout");
+  EXPECT_TRUE(S_ISDIR(lstat_in("e").st_mode));
+  EXPECT_EQ(lstat_in("e").st_mode & 07777, 0750u);
+  for (const char* dir : {"d", "e", "f", "h", "h/i"})
+    EXPECT_EQ(opaque_of(root_.get(), dir, "user.overlay.opaque"), "y") << dir;
+  EXPECT_EQ(r->whiteouts, 6u);
+  EXPECT_EQ(r->opaque_dirs, 1u);
+
+  // A hardlink cannot reach below the layer to what a whiteout hid.
+  UnpackTest::TearDown();
+  SetUp();
+  expect_refused(TarWriter().file(".wh.h", "").hardlink("k", "h").finish(),
+                 "entry k: hardlink target h was deleted by a whiteout");
+}
+
+// ---- whiteouts, apply mode ----
+
+class ApplyTest : public UnpackTest {
+ protected:
+  void SetUp() override {
+    UnpackTest::SetUp();
+    mode_ = WhiteoutMode::kApply;
+    // The layers below, already merged into the root.
+    std::string lower = TarWriter()
+                            .file("a", "lower a")
+                            .file("b", "lower b")
+                            .dir("tree")
+                            .file("tree/f", "f")
+                            .dir("tree/ro", mode(0555))
+                            .file("tree/ro/g", "g")
+                            .symlink("tree/l", "../outside")
+                            .dir("keep", mode(0700))
+                            .file("keep/old1", "1")
+                            .dir("keep/old2")
+                            .file("keep/old2/x", "x")
+                            .dir("same")
+                            .file("same/old", "old")
+                            .symlink("escape", base_ + "/outside")
+                            .dir("ro", mode(0555))
+                            .file("ro/f", "f")
+                            .file("ro/stays", "stays")
+                            .finish();
+    auto r = unpack_tar(lower);
+    ASSERT_TRUE(r.has_value()) << r.error().message;
+  }
+};
+
+TEST_F(ApplyTest, WhiteoutsRemoveWhatLowerLayersMade) {
+  Meta keep = mode(0711);
+  keep.mtime = 1600000000;
+  std::string tar = TarWriter()
+                        .file(".wh.a", "")
+                        .file(".wh.tree", "")
+                        .file(".wh.escape", "")  // the symlink goes, not what it points to
+                        .file(".wh.missing", "")
+                        .dir("keep", keep)
+                        .file("keep/.wh..wh..opq", "")
+                        .file("keep/new", "new")
+                        .file("same/new", "this layer's")
+                        .file("same/.wh..wh..opq", "")  // after this layer's entry: spared
+                        .file("b", "this layer's b")
+                        .file(".wh.b", "")  // the same layer's b is spared
+                        .file("ro/.wh.f", "")  // in a lower directory we cannot write
+                        .file("ro/new", "new")
+                        .finish();
+  auto r = unpack_tar(tar);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_FALSE(exists_in("a"));
+  EXPECT_FALSE(exists_in(".wh.a"));
+  EXPECT_FALSE(exists_in("tree"));
+  EXPECT_FALSE(exists_in("escape"));
+  EXPECT_FALSE(exists_in("missing"));
+  EXPECT_EQ(fs::list_dir(Fd(::openat(root_.get(), "keep", O_RDONLY | O_DIRECTORY)).get()),
+            std::vector<std::string>{"new"});
+  EXPECT_EQ(lstat_in("keep").st_mode & 07777, 0711u);
+  EXPECT_EQ(lstat_in("keep").st_mtime, 1600000000);
+  EXPECT_EQ(read_in("same/new"), "this layer's");
+  EXPECT_FALSE(exists_in("same/old"));
+  EXPECT_EQ(read_in("b"), "this layer's b");
+  EXPECT_FALSE(exists_in("ro/f"));
+  EXPECT_EQ(read_in("ro/new"), "new");
+  EXPECT_EQ(read_in("ro/stays"), "stays");
+  EXPECT_EQ(lstat_in("ro").st_mode & 07777, 0555u);  // given its mode back
+  EXPECT_EQ(opaque_of(root_.get(), "keep", "user.overlay.opaque"), "<none>");
+  EXPECT_EQ(r->whiteouts, 6u);
+  EXPECT_EQ(r->opaque_dirs, 2u);
+  expect_outside_unchanged();
+}
+
+TEST_F(ApplyTest, WhiteoutOfADirectoryThisLayerWroteInto) {
+  std::string tar = TarWriter()
+                        .file("keep/mine", "mine")  // keep was a lower directory
+                        .file(".wh.keep", "")
+                        .finish();
+  auto r = unpack_tar(tar);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(fs::list_dir(Fd(::openat(root_.get(), "keep", O_RDONLY | O_DIRECTORY)).get()),
+            std::vector<std::string>{"mine"});
+}
+
+TEST_F(ApplyTest, EntriesReplaceLowerDirectories) {
+  std::string tar = TarWriter()
+                        .file("tree", "a file where a directory was")
+                        .symlink("keep", "elsewhere")
+                        .dir("same", mode(0700))  // a directory over a directory: merged
+                        .finish();
+  auto r = unpack_tar(tar);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(read_in("tree"), "a file where a directory was");
+  EXPECT_EQ(link_in("keep"), "elsewhere");
+  EXPECT_EQ(read_in("same/old"), "old");
+  EXPECT_EQ(lstat_in("same").st_mode & 07777, 0700u);
+  // Within one layer, a non-empty directory is still never replaced.
+  auto again = unpack_tar(TarWriter().file("n/x", "1").file("n", "2").finish());
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().message, "entry n: replaces a directory that is not empty");
+}
+
+// ---- hostile whiteouts: refused in both modes, nothing deleted ----
+
+TEST_F(ApplyTest, RefusesHostileWhiteouts) {
+  struct Case {
+    std::string name, why;
+  };
+  std::vector<Case> cases = {
+      {".wh.", "whiteout names nothing"},
+      {"keep/.wh.", "whiteout names nothing"},
+      {".wh..", "whiteout of . or .."},
+      {"keep/.wh..", "whiteout of . or .."},
+      {".wh...", "whiteout of . or .."},
+      {"keep/old2/.wh...", "whiteout of . or .."},
+      {".wh..wh.", "reserved whiteout name"},
+      {"keep/.wh..wh..opq2", "reserved whiteout name"},
+      {".wh..wh.keep", "reserved whiteout name"},
+      {".wh.keep/x", "whiteout name used as a directory"},
+      {"../outside/.wh.file", "path leaves the image root"},
+      {"keep/../../outside/.wh.file", "path leaves the image root"},
+      {"../.wh.outside", "path leaves the image root"},
+      {"escape/.wh.file", "path goes through a symlink"},
+      {"escape/.wh..wh..opq", "path goes through a symlink"},
+      {"tree/l/.wh.file", "path goes through a symlink"},
+      {"a/.wh.x", "path goes through something that is not a directory"},
+  };
+  std::string lower_state;
+  for (WhiteoutMode m : {WhiteoutMode::kApply, WhiteoutMode::kOverlay}) {
+    mode_ = m;
+    for (const auto& c : cases) {
+      expect_refused(TarWriter().file(c.name, "").finish(), "entry " + c.name + ": " + c.why);
+      // A whiteout entry of another type is judged by its name all the same.
+      expect_refused(TarWriter().dir(c.name).finish(), c.why);
+      EXPECT_EQ(read_in("keep/old1"), "1") << c.name;
+      EXPECT_EQ(read_in("a"), "lower a") << c.name;
+      EXPECT_EQ(link_in("escape"), base_ + "/outside") << c.name;
+    }
+  }
 }
 
 }  // namespace
