@@ -51,6 +51,7 @@ Result<int> cmd_image_import(Context& c);
 Result<int> cmd_image_create(Context& c);
 Result<int> cmd_image_ls(Context& c);
 Result<int> cmd_image_rm(Context& c);
+Result<int> cmd_gc(Context& c);
 Result<int> cmd_create(Context& c);
 Result<int> cmd_ls(Context& c);
 Result<int> cmd_rm(Context& c);

@@ -12,6 +12,7 @@
 #include "base/sys.h"
 #include "cli/env_spec.h"
 #include "cli/seccomp_table.h"
+#include "image/oci.h"
 #include "base/text.h"
 #include "net/etc_files.h"
 #include "net/settings.h"
@@ -225,10 +226,19 @@ std::expected<std::optional<pid_t>, runtime::LaunchFailure> start_env(EnvAccess&
 runtime::SpawnRequest session_request(const EnvAccess& e, const std::vector<std::string>& argv) {
   const Settings& settings = e.settings;
   runtime::SpawnRequest req;
-  req.argv = argv;
+  // The image's config, as `podman run` reads it: the entrypoint always
+  // runs, with the command given or else the image's Cmd; without either a
+  // login shell. Its Env and WorkingDir come before the env's own settings.
+  image::oci::ImageConfig config;
+  if (auto parsed = image::oci::parse_config(e.image.config)) config = std::move(*parsed);
+  req.argv = config.entrypoint;
+  const auto& args = argv.empty() ? config.cmd : argv;
+  req.argv.insert(req.argv.end(), args.begin(), args.end());
   if (const char* term = std::getenv("TERM")) req.env.push_back(std::string("TERM=") + term);
-  for (auto& e : settings.env) req.env.push_back(e);
-  req.cwd = settings.workdir;
+  for (auto& kv : config.env) req.env.push_back(kv);
+  for (auto& kv : settings.env) req.env.push_back(kv);
+  req.cwd = settings.workdir.empty() ? config.working_dir : settings.workdir;
+  if (!e.settings.user && e.identity.uid == 0) req.user = config.user;
   // The identity the env is started with (see env_plan).
   req.uid = e.identity.uid;
   req.gid = e.identity.gid;

@@ -114,7 +114,7 @@ Result<int> cmd_create(Context& c) {
                               // its verified blob.
                               Fd dir = TRY(sys::open_at(st.fd(), stage, O_RDONLY | O_DIRECTORY));
                               for (auto& layer : img->layers)
-                                TRY(image::unpack_blob(st, layer, dir.get(), "rootfs",
+                                TRY(image::unpack_blob(st, layer, dir.get(), "rootfs", /*merge=*/true,
                                                        Context::notice));
                               return {};
                             }),

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -12,6 +13,8 @@
 #include "base/sys.h"
 #include "base/text.h"
 #include "cli/commands.h"
+#include "image/archive_import.h"
+#include "image/gc.h"
 #include "image/import.h"
 #include "store/layout.h"
 
@@ -21,7 +24,9 @@ namespace {
 
 // "rootfs.tar.gz" -> "rootfs"
 std::string name_from_path(const std::string& path) {
-  std::string base = path.substr(path.rfind('/') + 1);
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  std::string base = p.substr(p.rfind('/') + 1);
   for (const char* ext : {".gz", ".xz", ".zst", ".bz2", ".tgz", ".txz", ".tar"})
     for (size_t n = std::string(ext).size();
          base.size() > n && base.compare(base.size() - n, n, ext) == 0;)
@@ -40,22 +45,41 @@ uint64_t image_size(store::Store& st, const store::ImageRecord& img) {
   return total;
 }
 
+// The part of an image's size that other images' layers share, stored once.
+uint64_t shared_size(store::Store& st, const store::ImageRecord& img,
+                     const std::vector<store::ImageRecord>& all) {
+  uint64_t total = 0;
+  for (auto& l : img.layers) {
+    bool shared = false;
+    for (auto& other : all)
+      if (other.id != img.id && std::find(other.layers.begin(), other.layers.end(), l) !=
+                                    other.layers.end())
+        shared = true;
+    if (auto rec = st.catalog().find_layer(l); shared && rec && *rec) total += (*rec)->size;
+  }
+  return total;
+}
+
 }  // namespace
 
 Result<int> cmd_image_import(Context& c) {
   const std::string& path = c.inv.args[0];
-  std::string name = c.inv.value("--name").value_or(path == "-" ? "" : name_from_path(path));
-  if (name.empty())
-    return error(ErrorKind::kUsage, "image import -: --name is needed when reading stdin");
   Fd file;
   int in = STDIN_FILENO;
   if (path != "-") {
+    // A directory (an OCI layout) or a file; never a device or a fifo's
+    // surprise: what is opened is what is read.
     file = TRY_CTX(sys::open_at(AT_FDCWD, path, O_RDONLY), "image import");
     in = file.get();
   }
   auto st = TRY(c.open_store(store::Store::Access::kWrite));
-  image::ImportOptions opts{name, path == "-" ? "stdin" : fs::absolute(path), Context::notice, {}};
-  auto img = TRY_CTX(image::import_rootfs(st, in, opts), "image import");
+  image::ArchiveImportOptions opts;
+  opts.base = {c.inv.value("--name").value_or(""), path == "-" ? "stdin" : fs::absolute(path),
+               Context::notice, {}, {}};
+  opts.ref = c.inv.value("--ref").value_or("");
+  opts.platform = c.inv.value("--platform").value_or("");
+  opts.fallback_name = path == "-" ? "" : name_from_path(path);
+  auto img = TRY_CTX(image::import_any(st, path, in, opts), "image import");
   print_imported(img);
   return 0;
 }
@@ -127,6 +151,7 @@ Result<int> cmd_image_ls(Context& c) {
                           .add("name", im.name)
                           .add("id", im.id)
                           .add("size", image_size(*st, im))
+                          .add("shared_size", shared_size(*st, im, images))
                           .add("created", im.created)
                           .add_raw("layers", text::json_string_array(im.layers))
                           .add("source", im.source)
@@ -134,12 +159,29 @@ Result<int> cmd_image_ls(Context& c) {
     std::printf("%s\n", text::json_array(items).c_str());
     return 0;
   }
-  std::vector<std::vector<std::string>> rows = {{"NAME", "ID", "SIZE", "CREATED", "SOURCE"}};
+  std::vector<std::vector<std::string>> rows = {
+      {"NAME", "ID", "SIZE", "SHARED", "CREATED", "SOURCE"}};
   int64_t now = ::time(nullptr);
   for (auto& im : images)
-    rows.push_back({im.name, im.id.substr(7, 12), text::human_size(image_size(*st, im)),
-                    text::ago(im.created, now), im.source});
+    rows.push_back({im.name == im.id ? "<none>" : im.name, im.id.substr(7, 12),
+                    text::human_size(image_size(*st, im)),
+                    text::human_size(shared_size(*st, im, images)), text::ago(im.created, now),
+                    im.source});
   std::fputs(text::table(rows).c_str(), stdout);
+  return 0;
+}
+
+Result<int> cmd_gc(Context& c) {
+  auto existing =
+      TRY(store::Store::open_existing(TRY(c.store_path()), store::Store::Access::kWrite));
+  if (!existing) {
+    std::printf("nothing to remove (no store yet)\n");
+    return 0;
+  }
+  auto report = TRY_CTX(image::collect_garbage(*existing), "gc");
+  for (auto& line : report.removed) std::printf("removed %s\n", line.c_str());
+  std::printf("%zu removed, %s freed\n", report.removed.size(),
+              text::human_size(report.bytes).c_str());
   return 0;
 }
 
@@ -150,7 +192,7 @@ Result<int> cmd_image_rm(Context& c) {
     return error(ErrorKind::kNotFound, "image " + c.inv.args[0] + ": no such image (the store is empty)");
   store::Store& st = *existing;
   for (auto& name : c.inv.args) {
-    TRY(image::remove_image(st, name));
+    TRY(image::remove_image(st, name, c.inv.flag("--force"), Context::notice));
     std::printf("%s\n", name.c_str());
   }
   return 0;

@@ -52,15 +52,25 @@ const std::vector<VerbSpec>& verbs() {
        }()},
       {"ls", "", "list environments", {{"--json", "", "print JSON"}}},
       {"rm", "NAME...", "remove environments and everything they wrote", {}, 1, 64},
-      {"image import", "PATH|-", "import a root filesystem tarball (.tar, .gz, .xz, .zst, .bz2)",
-       {{"--name", "N", "the image's name (default: the file's name without extensions)"}}, 1, 1},
+      {"image import", "PATH|-",
+       "import an OCI image layout (directory or tar), a docker/podman save archive, or a "
+       "root filesystem tarball (.tar, .gz, .xz, .zst, .bz2)",
+       {{"--name", "N",
+         "the image's name (default: the archive's tag, else the file's name without extensions)"},
+        {"--ref", "NAME", "which image of an archive that holds several (a tag or ref name)"},
+        {"--platform", "OS/ARCH", "which platform of a multi-arch image (default: this host's)"}},
+       1, 1},
       {"image create", "debian", "build a minimal Debian image with mmdebstrap",
        {{"--suite", "S", "Debian suite (default: bookworm)"},
         {"--name", "N", "the image's name (default: debian, or debian:SUITE)"},
         {"--mirror", "URL", "the Debian archive to use (default: mmdebstrap's)"}},
        1, 1},
       {"image ls", "", "list images", {{"--json", "", "print JSON"}}},
-      {"image rm", "NAME...", "remove images no environment uses", {}, 1, 64},
+      {"image rm", "NAME...", "remove images no environment uses",
+       {{"--force", "", "remove the name even if environments use the image (they keep its "
+                        "layers until removed)"}},
+       1, 64},
+      {"gc", "", "remove what nothing in the store names: unused layers and blobs, leftovers"},
       {"version", "", "print togo's version and store format"},
       {"help", "[VERB]", "show help for togo or one verb", {}, 0, 2},
   };
@@ -76,6 +86,7 @@ Handler handler_for(const VerbSpec& v) {
       {"ls", cmd_ls},             {"rm", cmd_rm},
       {"image import", cmd_image_import}, {"image create", cmd_image_create},
       {"image ls", cmd_image_ls}, {"image rm", cmd_image_rm},
+      {"gc", cmd_gc},
       {"version", cmd_version},   {"help", cmd_help},
   };
   auto it = handlers.find(v.name);

@@ -132,6 +132,7 @@ std::string encode(const SpawnRequest& r) {
   for (auto& a : r.argv) put_str(out, a);
   put_u32(out, static_cast<uint32_t>(r.env.size()));
   for (auto& e : r.env) put_str(out, e);
+  put_str(out, r.user);
   return out;
 }
 
@@ -140,7 +141,7 @@ Result<SpawnRequest> decode_spawn(const std::string& body) {
   Reader in(body);
   uint32_t flags, size;
   if (!in.u32(r.uid) || !in.u32(r.gid) || !in.u32(flags) || !in.u32(size) || !in.str(r.cwd) ||
-      !in.strs(r.argv) || !in.strs(r.env) || !in.done())
+      !in.strs(r.argv) || !in.strs(r.env) || !in.str(r.user) || !in.done())
     return bad_message("malformed spawn request");
   r.pty = flags & 1;
   r.rows = static_cast<uint16_t>(size >> 16);
@@ -151,6 +152,7 @@ Result<SpawnRequest> decode_spawn(const std::string& body) {
     if (e.find('\0') != std::string::npos || e.find('=') == std::string::npos)
       return bad_message("malformed environment variable");
   if (r.cwd.find('\0') != std::string::npos) return bad_message("NUL in the working directory");
+  if (r.user.find('\0') != std::string::npos) return bad_message("NUL in the user");
   return r;
 }
 

@@ -46,6 +46,8 @@ struct SpawnRequest {
   std::vector<std::string> env;   // KEY=VALUE, in addition to the env's defaults
   std::string cwd;                // empty: the user's home
   uint32_t uid = 0, gid = 0;      // inside the env
+  std::string user;               // the image's User ("name", "uid", "name:group", "uid:gid");
+                                  // when set, resolved inside the env instead of uid/gid
   bool pty = false;               // allocate a pty; the master comes back in kStarted
   uint16_t rows = 0, cols = 0;    // its initial size
 };

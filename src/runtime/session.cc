@@ -15,7 +15,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <tuple>
 
 #include "base/sys.h"
 #include "base/text.h"
@@ -67,14 +69,70 @@ struct Prepared {
   std::string path;  // set for a login shell: exec'd by path with "-name" as argv[0]
   std::vector<std::string> argv, env;
   std::string cwd;
+  uint32_t uid = 0, gid = 0;
 };
 
-Prepared prepare(const SpawnRequest& req) {
+// A passwd or group file of the env; empty if it cannot be read.
+std::string read_small_file(const char* path) {
+  auto fd = sys::open_at(AT_FDCWD, path, O_RDONLY);
+  if (!fd) return "";
+  auto text = sys::read_all(fd->get(), path);
+  return text ? *text : "";
+}
+
+// The id a "name" or "number" has in the env's passwd or group file (the
+// first and third fields), or nothing.
+std::optional<uint32_t> id_in(const char* file, const std::string& name_or_id,
+                              std::optional<uint32_t>* primary_gid = nullptr) {
+  if (!name_or_id.empty() && name_or_id.find_first_not_of("0123456789") == std::string::npos &&
+      name_or_id.size() < 10) {
+    uint32_t id = static_cast<uint32_t>(std::stoul(name_or_id));
+    if (primary_gid)  // a uid: its group is the one passwd gives it, if any
+      for (auto& line : text::split(read_small_file(file), '\n'))
+        if (auto f = text::split(line, ':'); f.size() > 3 && f[2] == name_or_id &&
+                                             f[3].find_first_not_of("0123456789") == std::string::npos)
+          *primary_gid = static_cast<uint32_t>(std::stoul("0" + f[3]));
+    return id;
+  }
+  for (auto& line : text::split(read_small_file(file), '\n')) {
+    auto f = text::split(line, ':');
+    if (f.size() < 3 || f[0] != name_or_id) continue;
+    if (f[2].empty() || f[2].size() > 9 || f[2].find_first_not_of("0123456789") != std::string::npos)
+      return std::nullopt;
+    if (primary_gid && f.size() > 3 && !f[3].empty() && f[3].size() < 10 &&
+        f[3].find_first_not_of("0123456789") == std::string::npos)
+      *primary_gid = static_cast<uint32_t>(std::stoul(f[3]));
+    return static_cast<uint32_t>(std::stoul(f[2]));
+  }
+  return std::nullopt;
+}
+
+// Resolves an image's User inside the env, as engines do: a name must be
+// in /etc/passwd, a number need not be.
+Result<std::pair<uint32_t, uint32_t>> resolve_user(const std::string& spec) {
+  std::string u = spec.substr(0, spec.find(':'));
+  std::optional<uint32_t> primary;
+  auto uid = id_in("/etc/passwd", u, &primary);
+  if (!uid) return error(ErrorKind::kNotFound, "the image's user " + u + " is not in /etc/passwd");
+  uint32_t gid = primary.value_or(0);
+  if (auto colon = spec.find(':'); colon != std::string::npos) {
+    std::string g = spec.substr(colon + 1);
+    auto id = id_in("/etc/group", g);
+    if (!id) return error(ErrorKind::kNotFound, "the image's group " + g + " is not in /etc/group");
+    gid = *id;
+  }
+  return std::pair{*uid, gid};
+}
+
+Result<Prepared> prepare(const SpawnRequest& req) {
+  Prepared p;
+  p.uid = req.uid;
+  p.gid = req.gid;
+  if (!req.user.empty()) std::tie(p.uid, p.gid) = TRY(resolve_user(req.user));
   PasswdEntry user;
-  lookup_passwd_uid("/etc/passwd", req.uid, &user);
+  lookup_passwd_uid("/etc/passwd", p.uid, &user);
   char host[65] = {};
   ::gethostname(host, sizeof host - 1);
-  Prepared p;
   p.env = command_environment(req, host, user.name, user.home, user.shell);
   p.cwd = req.cwd.empty() ? user.home : req.cwd;
   if (req.argv.empty()) {
@@ -104,10 +162,10 @@ Prepared prepare(const SpawnRequest& req) {
     (void)!::write(report, msg, sizeof msg);
     ::_exit(e == ENOENT ? 127 : 126);
   };
-  if (req.uid != 0 || req.gid != 0) {
-    gid_t g = req.gid;
+  if (p.uid != 0 || p.gid != 0) {
+    gid_t g = p.gid;
     if (::setgroups(1, &g) < 0 && errno != EPERM) die(errno);
-    if (::setresgid(req.gid, req.gid, req.gid) < 0 || ::setresuid(req.uid, req.uid, req.uid) < 0)
+    if (::setresgid(p.gid, p.gid, p.gid) < 0 || ::setresuid(p.uid, p.uid, p.uid) < 0)
       die(errno);
   }
   if (::chdir(p.cwd.c_str()) < 0) {
@@ -170,7 +228,9 @@ void leader_main(Fd channel, const SpawnRequest& req, std::vector<Fd> stdio) {
     ::_exit(0);
   };
 
-  Prepared p = prepare(req);
+  auto prepared = prepare(req);
+  if (!prepared) fail(prepared.error());
+  Prepared p = std::move(*prepared);
   Fd master, slave;
   int in, out, err;
   if (req.pty) {

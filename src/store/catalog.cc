@@ -8,7 +8,7 @@ namespace togo::store {
 
 namespace {
 
-constexpr int kSchema = 1;
+constexpr int kSchema = 2;
 
 const char* kSchemaV1 = R"(
 CREATE TABLE layers (
@@ -38,6 +38,12 @@ CREATE TABLE envs (
   created INTEGER NOT NULL,
   settings TEXT NOT NULL DEFAULT ''
 );
+)";
+
+// Schema 2: what a layer's blob is, for OCI export and for verifying it.
+const char* kSchemaV2 = R"(
+ALTER TABLE layers ADD COLUMN diff_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE layers ADD COLUMN media_type TEXT NOT NULL DEFAULT '';
 )";
 
 std::unexpected<Error> db_error(sqlite3* db, const std::string& what) {
@@ -141,23 +147,27 @@ Result<void> Catalog::migrate() {
                                            std::to_string(kSchema) + ")");
   if (version == kSchema) return {};
   return transaction([&]() -> Result<void> {
-    TRY(exec(kSchemaV1));
+    if (version < 1) TRY(exec(kSchemaV1));
+    if (version < 2) TRY(exec(kSchemaV2));
     return exec("PRAGMA user_version=" + std::to_string(kSchema));
   });
 }
 
 Result<std::optional<LayerRecord>> Catalog::find_layer(const std::string& digest) {
-  Stmt q(db_, "SELECT digest, blob_size, size FROM layers WHERE digest = ?");
+  Stmt q(db_,
+         "SELECT digest, blob_size, size, diff_id, media_type FROM layers WHERE digest = ?");
   q.bind(digest);
   if (!TRY(q.step())) return std::nullopt;
   return LayerRecord{q.text(0), static_cast<uint64_t>(q.integer(1)),
-                     static_cast<uint64_t>(q.integer(2))};
+                     static_cast<uint64_t>(q.integer(2)), q.text(3), q.text(4)};
 }
 
 Result<void> Catalog::put_layer(const LayerRecord& l) {
-  Stmt q(db_, "INSERT OR REPLACE INTO layers (digest, blob_size, size) VALUES (?, ?, ?)");
+  Stmt q(db_,
+         "INSERT OR REPLACE INTO layers (digest, blob_size, size, diff_id, media_type) "
+         "VALUES (?, ?, ?, ?, ?)");
   return q.bind(l.digest).bind(static_cast<int64_t>(l.blob_size))
-      .bind(static_cast<int64_t>(l.size)).run();
+      .bind(static_cast<int64_t>(l.size)).bind(l.diff_id).bind(l.media_type).run();
 }
 
 Result<void> Catalog::delete_layer(const std::string& digest) {

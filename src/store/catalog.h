@@ -17,6 +17,8 @@ struct LayerRecord {
   std::string digest;   // "sha256:<hex>" of the blob the layer was unpacked from
   uint64_t blob_size = 0;
   uint64_t size = 0;    // bytes of regular files once unpacked
+  std::string diff_id;  // "sha256:<hex>" of the uncompressed tar (OCI's diff_id)
+  std::string media_type;  // the OCI layer media type that says how the blob is compressed
 };
 
 /// One name of an image. Names are unique; several names may share the same

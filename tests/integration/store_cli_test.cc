@@ -44,7 +44,7 @@ class StoreTest : public TogoTest {
 
   std::vector<std::string> header_only(const char* verb) {
     return {std::string(verb) == "ls" ? "NAME  IMAGE  STATE  ROOTFS  CREATED"
-                                      : "NAME  ID  SIZE  CREATED  SOURCE"};
+                                      : "NAME  ID  SIZE  SHARED  CREATED  SOURCE"};
   }
 };
 TOGO_AS_ROOT_AND_ROOTLESS(StoreTest);

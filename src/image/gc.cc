@@ -1,0 +1,86 @@
+#include "image/gc.h"
+
+#include <sys/stat.h>
+
+#include <set>
+
+#include "base/fs.h"
+#include "base/sys.h"
+#include "image/import.h"
+#include "store/layout.h"
+
+namespace togo::image {
+
+namespace {
+
+// Deletes `path` (relative to the store) and adds it to the report.
+Result<void> remove(store::Store& st, const std::string& path, const std::string& what,
+                    GcReport& report) {
+  uint64_t size = 0;
+  if (auto s = sys::stat_at(st.fd(), path, AT_SYMLINK_NOFOLLOW)) {
+    if (S_ISDIR(s->st_mode)) {
+      if (auto sub = sys::open_at(st.fd(), path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW))
+        if (auto t = fs::tree_size(sub->get())) size = *t;
+    } else {
+      size = static_cast<uint64_t>(s->st_size);
+    }
+  }
+  TRY(fs::remove_tree(st.fd(), path));
+  report.removed.push_back(what);
+  report.bytes += size;
+  return {};
+}
+
+std::string hex_of(const std::string& digest) { return digest.substr(digest.find(':') + 1); }
+
+}  // namespace
+
+Result<GcReport> collect_garbage(store::Store& st) {
+  auto lock = TRY(st.lock_for_writing("gc"));
+  GcReport report;
+  auto& cat = st.catalog();
+
+  // Content only its id names, that no env uses.
+  std::set<std::string> used;
+  for (auto& e : TRY(cat.envs())) used.insert(e.image_id);
+  for (auto& img : TRY(cat.images()))
+    if (img.name == img.id && !used.count(img.id)) {
+      TRY(cat.transaction([&] { return cat.delete_image_name(img.name); }));
+      report.removed.push_back("image " + img.id.substr(7, 12) + " (no name, no environment)");
+    }
+  auto unused = TRY(cat.unused_layers());
+  for (auto& d : unused) {
+    report.removed.push_back("layer " + hex_of(d).substr(0, 12));
+    if (auto rec = TRY(cat.find_layer(d))) report.bytes += rec->size + rec->blob_size;
+  }
+  TRY(remove_unused_layers(st));
+
+  // Files the catalog does not name.
+  std::set<std::string> layers;
+  for (auto& img : TRY(cat.images()))
+    for (auto& l : img.layers) layers.insert(hex_of(l));
+  if (auto blobs = sys::open_at(st.fd(), store::kBlobs, O_RDONLY | O_DIRECTORY))
+    for (auto& name : fs::list_dir(blobs->get()))
+      if (!layers.count(name))
+        TRY(remove(st, std::string(store::kBlobs) + "/" + name,
+                   "blob " + name.substr(0, 12) + " (no layer names it)", report));
+  if (auto dir = sys::open_at(st.fd(), store::kLayers, O_RDONLY | O_DIRECTORY))
+    for (auto& name : fs::list_dir(dir->get()))
+      if (!layers.count(name))
+        TRY(remove(st, std::string(store::kLayers) + "/" + name,
+                   "unpacked layer " + name.substr(0, 12) + " (not in the catalog)", report));
+  std::set<std::string> envs;
+  for (auto& e : TRY(cat.envs())) envs.insert(e.id);
+  if (auto dir = sys::open_at(st.fd(), store::kEnvs, O_RDONLY | O_DIRECTORY))
+    for (auto& name : fs::list_dir(dir->get()))
+      if (!envs.count(name))
+        TRY(remove(st, std::string(store::kEnvs) + "/" + name,
+                   "environment directory " + name + " (no environment has it)", report));
+  // Staging: the writer lock is ours, so nothing is being staged.
+  if (auto dir = sys::open_at(st.fd(), store::kTmp, O_RDONLY | O_DIRECTORY))
+    for (auto& name : fs::list_dir(dir->get()))
+      TRY(remove(st, std::string(store::kTmp) + "/" + name, "staging leftover " + name, report));
+  return report;
+}
+
+}  // namespace togo::image

@@ -1,0 +1,259 @@
+#include "image/layer_store.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "base/fs.h"
+#include "base/sha256.h"
+#include "base/sys.h"
+#include "image/unpack.h"
+#include "store/layout.h"
+
+namespace togo::image {
+
+namespace {
+
+using ArchivePtr = std::unique_ptr<struct archive, decltype(&archive_read_free)>;
+
+// The blob as it is read: every byte copied to the blob file (if any) and
+// hashed. libarchive's decompressor pulls from here.
+struct BlobReader {
+  int in = -1;
+  std::string_view head;  // bytes already taken from `in`, which come first
+  int copy = -1;
+  Sha256 hash;
+  uint64_t size = 0;
+  int err = 0;  // errno of the first failed read or write
+  char buf[1 << 20];
+};
+
+la_ssize_t blob_read(struct archive*, void* data, const void** out) {
+  auto* b = static_cast<BlobReader*>(data);
+  ssize_t n;
+  if (!b->head.empty()) {
+    n = static_cast<ssize_t>(std::min(b->head.size(), sizeof b->buf));
+    std::memcpy(b->buf, b->head.data(), static_cast<size_t>(n));
+    b->head.remove_prefix(static_cast<size_t>(n));
+  } else {
+    do n = ::read(b->in, b->buf, sizeof b->buf);
+    while (n < 0 && errno == EINTR);
+  }
+  if (n < 0) {
+    b->err = errno;
+    return -1;
+  }
+  if (n > 0) {
+    b->hash.update(b->buf, static_cast<size_t>(n));
+    b->size += static_cast<uint64_t>(n);
+    if (b->copy >= 0) {
+      auto r = sys::write_all(b->copy, std::string_view(b->buf, static_cast<size_t>(n)), "blob");
+      if (!r) {
+        b->err = r.error().err;
+        return -1;
+      }
+    }
+  }
+  *out = b->buf;
+  return n;
+}
+
+// The uncompressed tar stream: what the decompressing reader yields, hashed
+// for the diff_id and held to the limits before the tar reader sees it.
+struct TarReader {
+  struct archive* raw = nullptr;
+  BlobReader* blob = nullptr;
+  LayerLimits limits;
+  Sha256 hash;
+  uint64_t size = 0;
+  std::string failure;  // why the stream stopped, when it was not the data's end
+};
+
+la_ssize_t tar_read(struct archive*, void* data, const void** out) {
+  auto* t = static_cast<TarReader*>(data);
+  size_t n = 0;
+  la_int64_t offset = 0;
+  int rc = archive_read_data_block(t->raw, out, &n, &offset);
+  if (rc == ARCHIVE_EOF) return 0;
+  if (rc < ARCHIVE_WARN) {
+    const char* why = archive_error_string(t->raw);
+    t->failure = std::string("decompressing: ") + (why ? why : "damaged data");
+    return -1;
+  }
+  t->hash.update(*out, n);
+  t->size += n;
+  const uint64_t kFree = 256ull << 20;
+  if (t->size > t->limits.max_bytes ||
+      (t->size > kFree && t->size / t->limits.max_ratio > t->blob->size)) {
+    t->failure = "expands to more than " +
+                 std::to_string(t->size > t->limits.max_bytes ? t->limits.max_bytes >> 20
+                                                              : t->size >> 20) +
+                 " MiB (" + (t->size > t->limits.max_bytes
+                                 ? std::string("the limit per layer")
+                                 : std::to_string(t->limits.max_ratio) +
+                                       " times its compressed size") +
+                 "): refusing a decompression bomb";
+    return -1;
+  }
+  return static_cast<la_ssize_t>(n);
+}
+
+std::string media_type_for(int filter) {
+  switch (filter) {
+    case ARCHIVE_FILTER_NONE: return "application/vnd.oci.image.layer.v1.tar";
+    case ARCHIVE_FILTER_GZIP: return "application/vnd.oci.image.layer.v1.tar+gzip";
+    case ARCHIVE_FILTER_ZSTD: return "application/vnd.oci.image.layer.v1.tar+zstd";
+    default: return "";  // xz, bzip2: no OCI media type; export recompresses
+  }
+}
+
+struct ReadResult {
+  std::string digest;      // of the blob
+  uint64_t blob_size = 0;
+  std::string diff_id;     // of the uncompressed tar
+  std::string media_type;
+  uint64_t unpacked = 0;   // bytes of regular files
+};
+
+// Reads a layer blob from `in` (copying it to `copy` if >= 0) and unpacks
+// it into `root`.
+Result<ReadResult> read_layer(int in, std::string_view head, int copy, int root,
+                              WhiteoutMode whiteouts, const Notice& notice,
+                              const LayerLimits& limits) {
+  auto blob = std::make_unique<BlobReader>();
+  blob->in = in;
+  blob->head = head;
+  blob->copy = copy;
+  ArchivePtr raw(archive_read_new(), archive_read_free);
+  archive_read_support_filter_gzip(raw.get());
+  archive_read_support_filter_zstd(raw.get());
+  archive_read_support_filter_xz(raw.get());
+  archive_read_support_filter_bzip2(raw.get());
+  archive_read_support_format_raw(raw.get());
+  if (archive_read_open(raw.get(), blob.get(), nullptr, blob_read, nullptr) != ARCHIVE_OK) {
+    if (blob->err) return sys_error(blob->err, "reading");
+    return error(ErrorKind::kBadInput,
+                 std::string("not a layer: ") + archive_error_string(raw.get()));
+  }
+  struct archive_entry* entry = nullptr;
+  if (archive_read_next_header(raw.get(), &entry) != ARCHIVE_OK) {
+    if (blob->err) return sys_error(blob->err, "reading");
+    return error(ErrorKind::kBadInput, "not a layer: the input is empty");
+  }
+  TarReader tar;
+  tar.raw = raw.get();
+  tar.blob = blob.get();
+  tar.limits = limits;
+  ArchivePtr a(archive_read_new(), archive_read_free);
+  archive_read_support_format_tar(a.get());
+  archive_read_support_format_gnutar(a.get());
+  auto failed = [&](Error e) -> std::unexpected<Error> {
+    if (blob->err) return sys_error(blob->err, "reading");
+    if (!tar.failure.empty()) return error(ErrorKind::kBadInput, tar.failure);
+    return std::unexpected(std::move(e));
+  };
+  if (archive_read_open(a.get(), &tar, nullptr, tar_read, nullptr) != ARCHIVE_OK)
+    return failed(Error{0, ErrorKind::kBadInput,
+                        std::string("not a tar archive: ") + archive_error_string(a.get())});
+  UnpackOptions opts;
+  opts.rootless = ::geteuid() != 0;
+  opts.warn = notice;
+  opts.whiteouts = whiteouts;
+  auto stats = unpack(a.get(), root, opts);
+  if (!stats) return failed(std::move(stats.error()));
+  if (stats->entries == 0 && tar.size == 0)
+    return error(ErrorKind::kBadInput, "the layer is empty (not even a tar end marker)");
+  // Drain what follows the tar's end so both digests cover everything.
+  const void* p;
+  la_ssize_t n;
+  while ((n = tar_read(nullptr, &tar, &p)) > 0) {
+  }
+  if (n < 0) return failed(Error{0, ErrorKind::kBadInput, tar.failure});
+  while ((n = blob_read(nullptr, blob.get(), &p)) > 0) {
+  }
+  if (blob->err) return sys_error(blob->err, "reading");
+  ReadResult r;
+  r.digest = "sha256:" + blob->hash.hex();
+  r.blob_size = blob->size;
+  r.diff_id = "sha256:" + tar.hash.hex();
+  r.media_type = media_type_for(archive_filter_code(raw.get(), 0));
+  r.unpacked = stats->bytes;
+  return r;
+}
+
+}  // namespace
+
+Result<StagedLayer> stage_layer(store::Store& st, const std::string& stage, int n, int in,
+                                const LayerExpect& expect, const Notice& notice,
+                                const LayerLimits& limits, std::string_view head) {
+  int s = st.fd();
+  std::string base = stage + "/" + std::to_string(n);
+  Fd blob = TRY(sys::open_at(s, base + ".blob", O_WRONLY | O_CREAT | O_EXCL, 0444));
+  TRY(sys::mkdir_at(s, base + ".root", 0755));
+  Fd root = TRY(sys::open_at(s, base + ".root", O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  ReadResult r = TRY_CTX(read_layer(in, head, blob.get(), root.get(), WhiteoutMode::kOverlay, notice, limits),
+                         expect.what);
+  // SECURITY: the content is what the manifest named, or nothing is kept.
+  if (expect.size >= 0 && r.blob_size != static_cast<uint64_t>(expect.size))
+    return error(ErrorKind::kBadInput,
+                 expect.what + ": blob is " + std::to_string(r.blob_size) + " bytes, " +
+                     std::to_string(expect.size) + " expected (truncated or wrong)");
+  if (!expect.digest.empty() && r.digest != expect.digest)
+    return error(ErrorKind::kBadInput,
+                 expect.what + ": digest mismatch: the blob hashes to " + r.digest + ", not " +
+                     expect.digest);
+  if (!expect.diff_id.empty() && r.diff_id != expect.diff_id)
+    return error(ErrorKind::kBadInput,
+                 expect.what + ": uncompressed content hashes to " + r.diff_id +
+                     ", the image config says " + expect.diff_id);
+  TRY(sys::fsync(blob.get(), "blob"));
+  StagedLayer out;
+  out.record = {r.digest, r.blob_size, r.unpacked, r.diff_id, r.media_type};
+  out.known = TRY(st.catalog().find_layer(r.digest)).has_value();
+  return out;
+}
+
+Result<void> place_layer(store::Store& st, const std::string& stage, int n,
+                         const StagedLayer& layer) {
+  if (layer.known) return {};
+  int s = st.fd();
+  const std::string& digest = layer.record.digest;
+  std::string base = stage + "/" + std::to_string(n);
+  // One syncfs makes every file of the unpacked tree durable before it is
+  // renamed into place.
+  if (::syncfs(s) < 0) return sys_error(errno, "syncing the store's filesystem");
+  std::string ldir = store::layer_dir(digest);
+  TRY(fs::remove_tree(s, ldir));  // leftovers of an import that crashed
+  TRY(sys::mkdir_at(s, ldir, 0755));
+  TRY(sys::rename_at(s, base + ".root", s, store::layer_root(digest)));
+  TRY(sys::rename_at(s, base + ".blob", s, store::blob_path(digest)));
+  TRY(fs::sync_dir(s, store::kLayers));
+  Fd blobs = TRY(sys::open_at(s, store::kBlobs, O_RDONLY | O_DIRECTORY));
+  TRY(fs::sync_dir(blobs.get(), store::kBlobs));
+  Fd ld = TRY(sys::open_at(s, ldir, O_RDONLY | O_DIRECTORY));
+  TRY(fs::sync_dir(ld.get(), ldir));
+  return {};
+}
+
+Result<void> unpack_blob(store::Store& st, const std::string& digest, int dirfd,
+                         const std::string& name, bool merge, const Notice& notice) {
+  Fd in = TRY(sys::open_at(st.fd(), store::blob_path(digest), O_RDONLY));
+  auto made = sys::mkdir_at(dirfd, name, 0755);
+  if (!made && !(merge && made.error().err == EEXIST)) return std::unexpected(made.error());
+  Fd root = TRY(sys::open_at(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  ReadResult r = TRY_CTX(read_layer(in.get(), {}, -1, root.get(),
+                                    merge ? WhiteoutMode::kApply : WhiteoutMode::kOverlay, notice, {}),
+                         "layer " + digest);
+  // SECURITY: a blob is verified against its digest whenever it is read.
+  if (r.digest != digest)
+    return error(ErrorKind::kBadInput,
+                 "layer " + digest + ": blob is damaged (its content hashes to " + r.digest + ")",
+                 "run `togo fsck`");
+  return {};
+}
+
+}  // namespace togo::image
