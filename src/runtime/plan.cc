@@ -45,8 +45,11 @@ std::string overlay_options(const RunSpec& spec) {
   for (auto it = spec.layers.rbegin(); it != spec.layers.rend(); ++it)
     lower += (lower.empty() ? "" : ":") + *it;
   std::string opts = "lowerdir=" + lower + ",upperdir=" + spec.upper + ",workdir=" + spec.work;
-  // In a user namespace overlayfs keeps its own metadata in user.* xattrs.
-  if (spec.rootless) opts += ",userxattr";
+  // Overlayfs keeps its own metadata (opaque directories) in user.* xattrs,
+  // as root too: a store moves between hosts and users, and an env's upper
+  // layer or an image layer written by one must read the same for the other
+  // (trusted.* cannot be read in a user namespace).
+  opts += ",userxattr";
   return opts;
 }
 
