@@ -1,7 +1,8 @@
 #include "store/catalog.h"
 
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include "base/fs.h"
@@ -19,6 +20,37 @@ class CatalogTest : public ::testing::Test {
   std::string db() { return dir_ + "/catalog.db"; }
   std::string dir_;
 };
+
+// A store written by an older togo keeps its layers and gains the new
+// columns, empty.
+TEST_F(CatalogTest, SchemaOneIsUpgradedKeepingItsRows) {
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(db().c_str(), &raw), SQLITE_OK);
+    const char* v1 =
+        "PRAGMA journal_mode=WAL;"
+        "CREATE TABLE layers (digest TEXT PRIMARY KEY, blob_size INTEGER NOT NULL,"
+        " size INTEGER NOT NULL);"
+        "CREATE TABLE images (name TEXT PRIMARY KEY, id TEXT NOT NULL, config TEXT NOT NULL,"
+        " source TEXT NOT NULL, created INTEGER NOT NULL);"
+        "CREATE TABLE image_layers (image TEXT NOT NULL, position INTEGER NOT NULL,"
+        " layer TEXT NOT NULL REFERENCES layers(digest), PRIMARY KEY (image, position));"
+        "CREATE TABLE envs (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, image TEXT NOT NULL,"
+        " rootfs TEXT NOT NULL, created INTEGER NOT NULL, settings TEXT NOT NULL DEFAULT '');"
+        "INSERT INTO layers VALUES ('sha256:old', 3, 4);"
+        "PRAGMA user_version=1;";
+    ASSERT_EQ(sqlite3_exec(raw, v1, nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(raw);
+  }
+  auto c = Catalog::open(db(), true);
+  ASSERT_TRUE(c) << c.error().message;
+  auto old = c->find_layer("sha256:old");
+  ASSERT_TRUE(old && *old);
+  EXPECT_EQ((*old)->size, 4u);
+  EXPECT_EQ((*old)->diff_id, "");
+  ASSERT_TRUE(c->put_layer({"sha256:new", 1, 2, "sha256:d", "application/vnd.oci.image.layer.v1.tar"}));
+  EXPECT_EQ((*c->find_layer("sha256:new"))->diff_id, "sha256:d");
+}
 
 TEST_F(CatalogTest, ImagesLayersAndEnvsRoundTrip) {
   auto c = Catalog::open(db(), true);
