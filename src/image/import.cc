@@ -7,6 +7,8 @@
 
 #include <ctime>
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include "base/fs.h"
 #include "base/sha256.h"
@@ -25,6 +27,27 @@ Result<bool> content_in_use(store::Store& st, const store::ImageRecord& img) {
   for (auto& e : TRY(st.catalog().envs()))
     if (e.image_id == img.id) return true;
   return false;
+}
+
+// The stored layer whose blob is the regular file `fd`, if there is one.
+// Reads with pread, so the file's offset is left where it was.
+Result<std::optional<store::LayerRecord>> known_layer_of_file(store::Store& st, int fd) {
+  struct stat sb;
+  if (::fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) return std::nullopt;
+  Sha256 hash;
+  std::vector<char> buf(1 << 20);
+  for (off_t off = 0;;) {
+    ssize_t n = ::pread(fd, buf.data(), buf.size(), off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return sys_error(errno, "reading");
+    if (n == 0) break;
+    hash.update(buf.data(), static_cast<size_t>(n));
+    off += n;
+  }
+  auto rec = TRY(st.catalog().find_layer("sha256:" + hash.hex()));
+  // Layers from before diff_ids were recorded are read again for theirs.
+  if (rec && rec->diff_id.empty()) return std::nullopt;
+  return rec;
 }
 
 }  // namespace
@@ -63,8 +86,13 @@ Result<store::ImageRecord> import_rootfs(store::Store& st, int input_fd,
   std::string stage = TRY(st.make_staging_dir());
   auto work = [&]() -> Result<store::ImageRecord> {
     NewImage image;
-    image.layers.push_back(TRY(stage_layer(st, stage, 0, input_fd,
-                                           {.what = opts.source}, opts.notice, {}, opts.head)));
+    // A file the store already holds is recognised by its digest alone: one
+    // read instead of unpacking it all again to learn that.
+    if (auto known = TRY(known_layer_of_file(st, input_fd)))
+      image.layers.push_back({*known, true});
+    else
+      image.layers.push_back(TRY(stage_layer(st, stage, 0, input_fd, {.what = opts.source},
+                                             opts.notice, {}, opts.head)));
     image.config = rootfs_config({image.layers[0].record.diff_id});
     return commit_image(st, stage, image, opts);
   }();
