@@ -59,17 +59,21 @@ ArchivePtr tar_reader() {
   return a;
 }
 
-// The first entry's name, from the first bytes of a (maybe compressed) tar;
+// The first name an entry gives, from the first bytes of a (maybe compressed) tar;
 // empty if they do not start one.
 std::string first_entry(std::string_view head) {
   ArchivePtr a = tar_reader();
   if (archive_read_open_memory(a.get(), head.data(), head.size()) != ARCHIVE_OK) return "";
-  struct archive_entry* e = nullptr;
-  if (archive_read_next_header(a.get(), &e) < ARCHIVE_WARN) return "";
-  const char* name = archive_entry_pathname(e);
-  std::string n = name ? name : "";
-  while (n.starts_with("./")) n.erase(0, 2);
-  return n;
+  // `tar -C dir .` starts with "./": the first entry that names something.
+  for (int i = 0; i < 8; i++) {
+    struct archive_entry* e = nullptr;
+    if (archive_read_next_header(a.get(), &e) < ARCHIVE_WARN) return "";
+    const char* name = archive_entry_pathname(e);
+    std::string n = name ? name : "";
+    while (n.starts_with("./")) n.erase(0, 2);
+    if (!n.empty() && n != ".") return n;
+  }
+  return "";
 }
 
 bool hex64(std::string_view s) {

@@ -55,21 +55,30 @@ Result<std::optional<store::LayerRecord>> known_layer_of_file(store::Store& st, 
 Result<store::ImageRecord> commit_image(store::Store& st, const std::string& stage,
                                         const NewImage& image, const ImportOptions& opts) {
   if (opts.before_commit) TRY(opts.before_commit());
-  for (size_t i = 0; i < image.layers.size(); i++)
-    TRY(place_layer(st, stage, static_cast<int>(i), image.layers[i]));
   store::ImageRecord img;
   img.name = opts.name;
-  for (auto& l : image.layers) img.layers.push_back(l.record.digest);
   img.config = image.config;
   img.source = opts.source;
   img.created = static_cast<int64_t>(::time(nullptr));
   // As in Docker and Podman, an image's id is the digest of its config,
   // which names every layer by its diff_id.
   img.id = Sha256::digest_of(image.config);
+  // The same image again, maybe with its layers compressed differently (a
+  // docker archive of a pulled image): the content is the same, so the
+  // layers already stored stay, and envs running on them keep them.
+  auto same = TRY(st.catalog().find_image(img.id));
+  if (same && same->id == img.id) {
+    img.layers = same->layers;
+  } else {
+    for (size_t i = 0; i < image.layers.size(); i++)
+      TRY(place_layer(st, stage, static_cast<int>(i), image.layers[i]));
+    for (auto& l : image.layers) img.layers.push_back(l.record.digest);
+  }
   auto old = TRY(st.catalog().find_image(img.name));
   TRY(st.catalog().transaction([&]() -> Result<void> {
-    for (auto& l : image.layers)
-      if (!l.known) TRY(st.catalog().put_layer(l.record));
+    if (!same || same->id != img.id)
+      for (auto& l : image.layers)
+        if (!l.known) TRY(st.catalog().put_layer(l.record));
     // The name moves to the new content. Content an env still uses keeps
     // existing, under its id, if this was its only name.
     if (old && old->id != img.id && TRY(content_in_use(st, *old)))

@@ -63,7 +63,7 @@ void end_leftovers() {
   }
 }
 
-constexpr int kExecFailed = 0, kCwdFailed = 1;
+constexpr int kExecFailed = 0, kCwdFailed = 1, kUserFailed = 2;
 
 struct Prepared {
   std::string path;  // set for a login shell: exec'd by path with "-name" as argv[0]
@@ -164,9 +164,9 @@ Result<Prepared> prepare(const SpawnRequest& req) {
   };
   if (p.uid != 0 || p.gid != 0) {
     gid_t g = p.gid;
-    if (::setgroups(1, &g) < 0 && errno != EPERM) die(errno);
+    if (::setgroups(1, &g) < 0 && errno != EPERM) die(errno, kUserFailed);
     if (::setresgid(p.gid, p.gid, p.gid) < 0 || ::setresuid(p.uid, p.uid, p.uid) < 0)
-      die(errno);
+      die(errno, kUserFailed);
   }
   if (::chdir(p.cwd.c_str()) < 0) {
     // A working directory asked for is made, as engines do; a missing home
@@ -265,11 +265,19 @@ void leader_main(Fd channel, const SpawnRequest& req, std::vector<Fd> stdio) {
   int exec_err[2] = {0, 0};
   if (::read(report_r.get(), exec_err, sizeof exec_err) == sizeof exec_err) {
     ::waitpid(cmd, nullptr, 0);
-    std::string what = exec_err[1] == kCwdFailed
-                           ? "working directory " + p.cwd
-                           : "running " + (p.path.empty() ? p.argv[0] : p.path);
+    std::string what =
+        exec_err[1] == kCwdFailed    ? "working directory " + p.cwd
+        : exec_err[1] == kUserFailed ? "switching to user " + std::to_string(p.uid) + ":" +
+                                           std::to_string(p.gid) +
+                                           (req.user.empty() ? "" : " (the image's User " +
+                                                                        req.user + ")")
+                                     : "running " + (p.path.empty() ? p.argv[0] : p.path);
     Error e = sys_error(exec_err[0], what).error();
-    if (exec_err[1] == kCwdFailed) e.err = -exec_err[0];  // not the command's 126/127
+    if (exec_err[1] == kUserFailed && exec_err[0] == EINVAL)
+      e.message += " (that id is not mapped into the env: without subordinate ids only your "
+                   "own id exists inside)";
+    // togo's failures, not the command's 126/127.
+    if (exec_err[1] != kExecFailed) e.err = -exec_err[0];
     fail(e);
   }
   report_r.reset();
