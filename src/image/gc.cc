@@ -1,12 +1,15 @@
 #include "image/gc.h"
 
+#include <sys/file.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <set>
 
 #include "base/fs.h"
 #include "base/sys.h"
 #include "image/import.h"
+#include "image/pull.h"
 #include "store/layout.h"
 
 namespace togo::image {
@@ -76,10 +79,21 @@ Result<GcReport> collect_garbage(store::Store& st) {
       if (!envs.count(name))
         TRY(remove(st, std::string(store::kEnvs) + "/" + name,
                    "environment directory " + name + " (no environment has it)", report));
-  // Staging: the writer lock is ours, so nothing is being staged.
+  // Staging: the writer lock is ours, so nothing is being staged. Partial
+  // downloads are written without the lock: those a running pull holds
+  // (flock) stay, those of interrupted pulls go.
+  if (auto dir = sys::open_at(st.fd(), kDownloadsDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW))
+    for (auto& name : fs::list_dir(dir->get())) {
+      auto f = sys::open_at(dir->get(), name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+      if (f && ::flock(f->get(), LOCK_EX | LOCK_NB) < 0) continue;
+      TRY(remove(st, std::string(kDownloadsDir) + "/" + name,
+                 "partial download " + name.substr(0, std::min<size_t>(name.find('.'), 12)) +
+                     " (of an interrupted pull)", report));
+    }
   if (auto dir = sys::open_at(st.fd(), store::kTmp, O_RDONLY | O_DIRECTORY))
     for (auto& name : fs::list_dir(dir->get()))
-      TRY(remove(st, std::string(store::kTmp) + "/" + name, "staging leftover " + name, report));
+      if (std::string(store::kTmp) + "/" + name != kDownloadsDir)
+        TRY(remove(st, std::string(store::kTmp) + "/" + name, "staging leftover " + name, report));
   return report;
 }
 
