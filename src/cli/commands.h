@@ -50,8 +50,13 @@ Result<int> cmd_version(Context& c);
 Result<int> cmd_image_import(Context& c);
 Result<int> cmd_image_create(Context& c);
 Result<int> cmd_image_ls(Context& c);
+Result<int> cmd_image_inspect(Context& c);
 Result<int> cmd_image_rm(Context& c);
 Result<int> cmd_gc(Context& c);
+Result<int> cmd_commit(Context& c);
+Result<int> cmd_image_export(Context& c);
+Result<int> cmd_image_pull(Context& c);
+Result<int> cmd_image_push(Context& c);
 Result<int> cmd_create(Context& c);
 Result<int> cmd_ls(Context& c);
 Result<int> cmd_rm(Context& c);
@@ -62,5 +67,7 @@ Result<int> cmd_stop(Context& c);
 Result<int> cmd_ps(Context& c);
 Result<int> cmd_logs(Context& c);
 Result<int> cmd_config(Context& c);
+Result<int> cmd_export(Context& c);
+Result<int> cmd_import(Context& c);
 
 }  // namespace togo::cli

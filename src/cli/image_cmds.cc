@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <optional>
 
 #include "base/fs.h"
 #include "base/sys.h"
@@ -168,6 +169,37 @@ Result<int> cmd_image_ls(Context& c) {
                     text::human_size(shared_size(*st, im, images)), text::ago(im.created, now),
                     im.source});
   std::fputs(text::table(rows).c_str(), stdout);
+  return 0;
+}
+
+Result<int> cmd_image_inspect(Context& c) {
+  const std::string& name = c.inv.args[0];
+  auto st = TRY(store::Store::open_existing(TRY(c.store_path()), store::Store::Access::kRead));
+  std::optional<store::ImageRecord> img;
+  if (st) img = TRY(st->catalog().find_image(name));
+  if (!img)
+    return error(ErrorKind::kNotFound, "image " + name + ": no such image",
+                 "`togo image ls` lists the images in this store");
+  // The config is printed as stored, byte for byte: its digest is the id.
+  std::vector<std::string> layers;
+  for (auto& l : img->layers) {
+    auto rec = TRY(st->catalog().find_layer(l));
+    text::JsonObject o;
+    o.add("digest", l);
+    if (rec)
+      o.add("diff_id", rec->diff_id).add("media_type", rec->media_type)
+          .add("size", rec->blob_size).add("unpacked_size", rec->size);
+    layers.push_back(o.str());
+  }
+  std::printf("%s\n", text::JsonObject()
+                          .add("name", img->name)
+                          .add("id", img->id)
+                          .add("source", img->source)
+                          .add("created", img->created)
+                          .add_raw("layers", text::json_array(layers))
+                          .add_raw("config", img->config.empty() ? "{}" : img->config)
+                          .str()
+                          .c_str());
   return 0;
 }
 

@@ -66,10 +66,71 @@ const std::vector<VerbSpec>& verbs() {
         {"--mirror", "URL", "the Debian archive to use (default: mmdebstrap's)"}},
        1, 1},
       {"image ls", "", "list images", {{"--json", "", "print JSON"}}},
+      {"image inspect", "NAME", "show an image's id, layers and OCI config (JSON)", {}, 1, 1},
       {"image rm", "NAME...", "remove images no environment uses",
        {{"--force", "", "remove the name even if environments use the image (they keep its "
                         "layers until removed)"}},
        1, 64},
+      {"commit", "NAME IMAGE", "make an image from an environment's current files",
+       {{"--message", "M", "a comment for the image's history"},
+        {"--change", "KEY=VALUE",
+         "set CMD, ENTRYPOINT, ENV, LABEL, WORKDIR, USER, EXPOSE, VOLUME or STOPSIGNAL in the "
+         "image's config (repeatable)"},
+        {"--compression", "zstd|gzip", "how the new layer is compressed (default: zstd)"}},
+       2, 2, false,
+       "The image is the environment's image plus one layer holding what the environment\n"
+       "changed (added, changed and deleted files). An environment with a private copy\n"
+       "(--rootfs copy) gives an image of one layer: the whole copy. A running environment\n"
+       "is committed as it is, with a warning; `togo stop` it first for a consistent image.\n"
+       "gzip layers suit Docker engines older than 23, which cannot read zstd."},
+      {"image export", "IMAGE FILE|-", "write an image as an OCI layout tar or a docker archive",
+       {{"--format", "oci|docker",
+         "oci (default): an OCI image layout, as skopeo's oci-archive; docker: a `docker save` "
+         "archive for `docker load` and `podman load`"}},
+       2, 2, false,
+       "A docker archive tags the image localhost/NAME:latest (a NAME without a registry gets\n"
+       "localhost/, as Podman names what it builds; one without a tag gets :latest).\n"
+       "Layers are exported as stored (decompressed in docker archives); every blob is\n"
+       "checked against its digest as it is read. FILE is replaced only once it is whole."},
+      {"image pull", "REF", "download an image from a registry (OCI distribution API v2)",
+       {{"--name", "N", "the image's name (default: the reference's short form, e.g. debian:bookworm)"},
+        {"--arch", "ARCH", "which architecture of a multi-arch image (default: this host's)"},
+        {"--platform", "OS/ARCH[/VARIANT]", "which platform of a multi-arch image"},
+        {"--creds", "USER:PASSWORD",
+         "credentials for the registry (default: from $DOCKER_CONFIG/config.json or "
+         "~/.docker/config.json)"},
+        {"--insecure", "", "accept a registry's TLS certificate unverified, or plain HTTP"}},
+       1, 1, false,
+       "REF is read as Docker reads it: debian:bookworm is docker.io/library/debian:bookworm;\n"
+       "REPO@sha256:... pulls by digest. Registries on loopback addresses are spoken to over\n"
+       "plain HTTP, others over TLS. Layers the store has are not downloaded again; layers\n"
+       "are downloaded 3 at a time, and a pull that was interrupted resumes where it stopped\n"
+       "(its partial files wait in the store's tmp/downloads/). TOGO_HTTP_TIMEOUT=SECONDS\n"
+       "sets how long to wait for a registry that does not answer (default 60)."},
+      {"image push", "IMAGE REF", "upload an image to a registry (OCI distribution API v2)",
+       {{"--creds", "USER:PASSWORD",
+         "credentials for the registry (default: from $DOCKER_CONFIG/config.json or "
+         "~/.docker/config.json)"},
+        {"--insecure", "", "accept a registry's TLS certificate unverified, or plain HTTP"}},
+       2, 2, false,
+       "Sends the layers the registry lacks as they are stored (xz and bzip2 ones\n"
+       "uncompressed), the config, and an OCI image manifest under REF's tag, then prints\n"
+       "REF@DIGEST. TOGO_HTTP_TIMEOUT works as for image pull."},
+      {"export", "NAME FILE|-", "write an environment to one file: image, writable layer, settings",
+       {{"--compression", "zstd|gzip|none", "how FILE is compressed (default: zstd)"},
+        {"--no-image", "", "leave the image's layers out: the importing store must have the image"}},
+       2, 2, false,
+       "FILE is a tar that `togo import` reads on any host: togo-export.json (name, settings),\n"
+       "the image as an OCI image layout, then the env's writable layer with its owners,\n"
+       "modes, times, extended attributes, hardlinks and sparse files. A running environment\n"
+       "is refused (`togo stop` it first); one only lingering after its last session is\n"
+       "stopped. Rootless, owners are written as the environment sees them. FILE is private\n"
+       "(mode 0600) and replaced only once it is whole."},
+      {"import", "FILE|- [NAME]", "recreate an environment from a `togo export` file",
+       {}, 1, 2, false,
+       "The environment gets the name in the file, or NAME. Its image is imported unless this\n"
+       "store has it (a file made with --no-image needs it here). Rootless, files of other\n"
+       "owners become yours (root inside), as with image import. Nothing changes on error."},
       {"gc", "", "remove what nothing in the store names: unused layers and blobs, leftovers"},
       {"version", "", "print togo's version and store format"},
       {"help", "[VERB]", "show help for togo or one verb", {}, 0, 2},
@@ -86,6 +147,10 @@ Handler handler_for(const VerbSpec& v) {
       {"ls", cmd_ls},             {"rm", cmd_rm},
       {"image import", cmd_image_import}, {"image create", cmd_image_create},
       {"image ls", cmd_image_ls}, {"image rm", cmd_image_rm},
+      {"image inspect", cmd_image_inspect},
+      {"commit", cmd_commit},     {"image export", cmd_image_export},
+      {"image pull", cmd_image_pull}, {"image push", cmd_image_push},
+      {"export", cmd_export},     {"import", cmd_import},
       {"gc", cmd_gc},
       {"version", cmd_version},   {"help", cmd_help},
   };
