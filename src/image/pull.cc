@@ -38,6 +38,7 @@ struct Layer {
   LayerExpect expect;
   size_t first = 0;  // index of the first layer with the same digest
   Fd partial;        // the downloaded blob, verified
+  bool fetched = false;  // downloaded by this pull
 };
 
 std::string blob_hex(std::string_view digest) { return std::string(digest.substr(7)); }
@@ -213,6 +214,7 @@ Result<void> download(Registry& main_reg, const Reference& ref, const RegistryOp
     ::flock(fd.get(), LOCK_UN);
     emit(TransferEvent::Kind::kDone, total);
     l.partial = std::move(fd);
+    l.fetched = true;
     return {};
   };
   size_t workers = static_cast<size_t>(std::max(o.jobs, 1));
@@ -238,7 +240,7 @@ Result<std::vector<size_t>> missing(store::Store& st, const std::vector<Layer>& 
 /// Under the writer lock: stages the downloaded layers (several at a time,
 /// each worker with its own catalog connection) and commits the image,
 /// reusing layers the catalog has.
-Result<store::ImageRecord> commit(store::Store& st, const std::string& stage, const Resolved& img,
+Result<store::ImageRecord> commit(store::Store& st, int dir, const std::string& stage, const Resolved& img,
                                   std::vector<Layer>& layers, const ImportOptions& io, const PullOptions& o) {
   std::vector<std::optional<StagedLayer>> staged(layers.size());
   std::vector<size_t> todo;
@@ -270,6 +272,11 @@ Result<store::ImageRecord> commit(store::Store& st, const std::string& stage, co
                   static_cast<uint64_t>(l.expect.size), static_cast<uint64_t>(l.expect.size), {}});
     staged[i] = TRY(stage_layer(w == 0 ? st : *stores[w], stage, static_cast<int>(i), l.partial.get(), l.expect,
                                 o.notice));
+    // The staged copy is durable now. The download goes at once, so that
+    // its pages, still dirty, are dropped instead of written out by the
+    // syncfs that makes the staged layers durable.
+    remove_partial(dir, l.expect.digest, l.partial.get());
+    l.partial.reset();
     return {};
   }));
   NewImage image;
@@ -335,16 +342,17 @@ Result<store::ImageRecord> pull(store::Store& st, const Reference& ref, const Pu
     auto lock = TRY(st.lock_for_writing("image pull " + name));
     if (!TRY(missing(st, layers)).empty() && round < 3) continue;
     std::string stage = TRY(st.make_staging_dir());
-    auto r = commit(st, stage, img, layers, io, o);
+    auto r = commit(st, dir.get(), stage, img, layers, io, o);
     (void)fs::remove_tree(st.fd(), stage);
-    // Downloads are kept for a retry unless they proved useless.
+    // Downloads not staged yet are kept for a retry, unless they proved
+    // useless.
     bool drop = r || r.error().kind == ErrorKind::kBadInput;
     for (auto& l : layers)
       if (l.partial.valid() && drop) remove_partial(dir.get(), l.expect.digest, l.partial.get());
     if (!r) return with_prefix(std::move(r.error()), "pulling " + reg.name());
     if (o.progress)
       for (size_t i = 0; i < layers.size(); i++)
-        if (layers[i].partial.valid())
+        if (layers[i].fetched)
           o.progress({TransferEvent::Kind::kDone, i, layers.size(), layers[i].expect.digest,
                       static_cast<uint64_t>(layers[i].expect.size), static_cast<uint64_t>(layers[i].expect.size), {}});
     TRY(remove_unused_layers(st));
