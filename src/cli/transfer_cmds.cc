@@ -98,8 +98,8 @@ class OutputFile {
       return error(ErrorKind::kUsage, path + ": not a file name");
     f.dir_ = TRY_CTX(sys::open_at(AT_FDCWD, f.dir_name_, O_RDONLY | O_DIRECTORY), path);
     f.tmp_ = fs::temp_name("." + f.base_ + ".togo-");
-    f.fd_ = TRY_CTX(sys::open_at(f.dir_.get(), f.tmp_, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600),
-                    path);
+    f.fd_ = TRY_CTX(
+        sys::open_at(f.dir_.get(), f.tmp_, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600), path);
     return f;
   }
   OutputFile(OutputFile&& o) noexcept
@@ -134,8 +134,8 @@ Result<int> cmd_export(Context& c) {
   const std::string& path = c.inv.args[1];
   std::string what = "export " + name;
   image::EnvExportOptions opts;
-  opts.compression = TRY_CTX(
-      image::parse_export_compression(c.inv.value("--compression").value_or("zstd")), what);
+  opts.compression =
+      TRY_CTX(image::parse_export_compression(c.inv.value("--compression").value_or("zstd")), what);
   opts.include_image = !c.inv.flag("--no-image");
   opts.notice = Context::notice;
   if (path == "-" && ::isatty(STDOUT_FILENO))
@@ -150,9 +150,9 @@ Result<int> cmd_export(Context& c) {
   std::optional<OutputFile> file;
   if (path != "-") file.emplace(TRY_CTX(OutputFile::open(path), what));
   TRY_CTX(enter_env_ids(e.identity), what);
-  TRY_CTX(image::write_env_archive(e.store, e.env, tree.get(), file ? file->fd() : STDOUT_FILENO,
-                                   opts),
-          what);
+  TRY_CTX(
+      image::write_env_archive(e.store, e.env, tree.get(), file ? file->fd() : STDOUT_FILENO, opts),
+      what);
   if (file) {
     TRY_CTX(file->commit(), what);
     std::printf("%s\n", path.c_str());
@@ -173,7 +173,8 @@ Result<int> cmd_import(Context& c) {
     file = TRY_CTX(sys::open_at(AT_FDCWD, path, O_RDONLY), what);
     struct stat sb;
     if (::fstat(file.get(), &sb) < 0) return sys_error(errno, what);
-    if (S_ISDIR(sb.st_mode)) return error(ErrorKind::kUsage, what + ": is a directory, not an export");
+    if (S_ISDIR(sb.st_mode))
+      return error(ErrorKind::kUsage, what + ": is a directory, not an export");
     in = file.get();
   } else if (::isatty(STDIN_FILENO)) {
     return error(ErrorKind::kUsage, what + ": refusing to read an archive from a terminal",

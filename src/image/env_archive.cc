@@ -62,7 +62,8 @@ Result<ExportHeader> parse_header(std::string_view text) {
                  "export format version " + std::to_string(version) + ": this togo reads " +
                      std::to_string(kExportVersion),
                  "a newer togo wrote it; import it with that one");
-  if (version < 1) return error(ErrorKind::kBadInput, "export format version " + std::to_string(version));
+  if (version < 1)
+    return error(ErrorKind::kBadInput, "export format version " + std::to_string(version));
   ExportHeader h;
   h.name = TRY(json::get_string(v, "name"));
   if (!store::valid_env_name(h.name))
@@ -78,7 +79,8 @@ Result<ExportHeader> parse_header(std::string_view text) {
   h.image_name = TRY(json::get_string_or_empty(*image, "name"));
   h.image_id = TRY_CTX(json::get_string(*image, "id"), "image");
   h.image_included = TRY(json::get_optional_bool(*image, "included")).value_or(true);
-  if (!is_sha256_digest(h.image_id)) return error(ErrorKind::kBadInput, "image: id is not a sha256 digest");
+  if (!is_sha256_digest(h.image_id))
+    return error(ErrorKind::kBadInput, "image: id is not a sha256 digest");
   if (!h.image_name.empty() && !store::valid_name(h.image_name))
     return error(ErrorKind::kBadInput, "image: name is not a valid image name");
   h.created = TRY(json::get_optional_int(v, "created")).value_or(0);

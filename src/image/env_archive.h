@@ -89,7 +89,7 @@ struct EnvExportStats {
 /// config's digest, does not change). The caller keeps the env from running
 /// meanwhile. On error, what was written is incomplete: the caller discards it.
 Result<EnvExportStats> write_env_archive(store::Store& st, const store::EnvRecord& env, int tree,
-                                      int out, const EnvExportOptions& opts);
+                                         int out, const EnvExportOptions& opts);
 
 struct EnvImportOptions {
   std::string name;  // the new env's name; empty: the one in the file
@@ -118,7 +118,6 @@ struct EnvImportResult {
 /// expected names only, in the expected order, and checked against their
 /// digests; layers go through stage_layer and the tree through unpack (the
 /// confined unpacker); nothing outside the staging directory is written.
-Result<EnvImportResult> import_env_archive(store::Store& st, int in,
-                                           const EnvImportOptions& opts);
+Result<EnvImportResult> import_env_archive(store::Store& st, int in, const EnvImportOptions& opts);
 
 }  // namespace togo::image

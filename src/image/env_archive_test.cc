@@ -50,8 +50,10 @@ struct Bad {
 TEST(EnvArchiveHeader, RefusesWhatItCannotUse) {
   const std::string id = kId;
   const std::string image = ",\"image\":{\"name\":\"x\",\"id\":\"" + id + "\"}";
-  const std::string ok = "{\"format\":\"togo-env-export\",\"version\":1,\"name\":\"dev\","
-                         "\"rootfs\":\"overlay\",\"settings\":[]" + image + "}";
+  const std::string ok =
+      "{\"format\":\"togo-env-export\",\"version\":1,\"name\":\"dev\","
+      "\"rootfs\":\"overlay\",\"settings\":[]" +
+      image + "}";
   ASSERT_TRUE(parse_header(ok)) << parse_header(ok).error().message;
   std::vector<std::pair<std::string, std::string>> bad = {
       {"[]", "expected an object"},
@@ -59,19 +61,23 @@ TEST(EnvArchiveHeader, RefusesWhatItCannotUse) {
       {"{\"format\":\"togo-env-export\",\"version\":2,\"name\":\"dev\"}", "version 2"},
       {"{\"format\":\"togo-env-export\",\"version\":0,\"name\":\"dev\"}", "version 0"},
       {"{\"format\":\"togo-env-export\",\"version\":1,\"name\":\"../x\",\"rootfs\":\"overlay\","
-       "\"settings\":[]" + image + "}",
+       "\"settings\":[]" +
+           image + "}",
        "name"},
       {"{\"format\":\"togo-env-export\",\"version\":1,\"name\":\"dev\",\"rootfs\":\"vm\","
-       "\"settings\":[]" + image + "}",
+       "\"settings\":[]" +
+           image + "}",
        "rootfs"},
       {"{\"format\":\"togo-env-export\",\"version\":1,\"name\":\"dev\",\"rootfs\":\"copy\","
-       "\"settings\":[\"a=1\\nb=2\"]" + image + "}",
+       "\"settings\":[\"a=1\\nb=2\"]" +
+           image + "}",
        "line break"},
       {"{\"format\":\"togo-env-export\",\"version\":1,\"name\":\"dev\",\"rootfs\":\"copy\","
        "\"settings\":[],\"image\":{\"id\":\"sha256:../../x\"}}",
        "sha256"},
       {"{\"format\":\"togo-env-export\",\"version\":1,\"name\":\"dev\",\"rootfs\":\"copy\","
-       "\"settings\":[],\"image\":{\"name\":\"a/../b\",\"id\":\"" + id + "\"}}",
+       "\"settings\":[],\"image\":{\"name\":\"a/../b\",\"id\":\"" +
+           id + "\"}}",
        "image name"},
       {ok.substr(0, ok.size() - 1), "invalid JSON"},
   };

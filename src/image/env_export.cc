@@ -50,7 +50,9 @@ class Writer {
     return {};
   }
 
-  struct archive* get() { return aw_.get(); }
+  struct archive* get() {
+    return aw_.get();
+  }
 
   // A regular file of the format's own (the header, the layout, blobs).
   Result<void> begin_file(const std::string& name, int64_t size) {
@@ -141,7 +143,8 @@ Result<uint64_t> write_stored_blob(store::Store& st, Writer& w, const store::Lay
     left -= static_cast<uint64_t>(n);
   }
   // SECURITY: a blob is verified against its digest whenever it is read.
-  if ("sha256:" + hash.hex() != rec.digest) return damaged(rec.digest, "its content does not match");
+  if ("sha256:" + hash.hex() != rec.digest)
+    return damaged(rec.digest, "its content does not match");
   return static_cast<uint64_t>(sb.st_size);
 }
 
@@ -217,7 +220,8 @@ Result<Uncompressed> each_tar_block(store::Store& st, const store::LayerRecord& 
   while (compressed_read(nullptr, c.get(), &rest) > 0) {
   }
   if (c->err) return sys_error(c->err, "reading blob " + rec.digest);
-  if ("sha256:" + c->hash.hex() != rec.digest) return damaged(rec.digest, "its content does not match");
+  if ("sha256:" + c->hash.hex() != rec.digest)
+    return damaged(rec.digest, "its content does not match");
   out.digest = "sha256:" + tar.hex();
   return out;
 }
@@ -229,11 +233,12 @@ struct Layer {
   bool uncompress = false;  // written as the uncompressed tar
 };
 
-Result<Layer> describe_layer(store::Store& st, const std::string& digest, const std::string& diff_id,
-                             bool include, const Notice& notice) {
+Result<Layer> describe_layer(store::Store& st, const std::string& digest,
+                             const std::string& diff_id, bool include, const Notice& notice) {
   auto rec = TRY(st.catalog().find_layer(digest));
   if (!rec)
-    return error(ErrorKind::kNotFound, "layer " + digest + " is not in the store", "run `togo fsck`");
+    return error(ErrorKind::kNotFound, "layer " + digest + " is not in the store",
+                 "run `togo fsck`");
   Layer l{*rec, {}, false};
   bool known_type = !rec->media_type.empty() && oci::layer_compression(rec->media_type).has_value();
   if (known_type) {
@@ -245,20 +250,24 @@ Result<Layer> describe_layer(store::Store& st, const std::string& digest, const 
   // compression covers it. Its digest is then its diff_id.
   l.uncompress = true;
   if (include && notice)
-    notice("layer " + short_id(digest) + " is stored in a compression OCI has no media type for; "
+    notice("layer " + short_id(digest) +
+           " is stored in a compression OCI has no media type for; "
            "it is exported uncompressed");
   // The manifest comes before the blob and names its digest and size:
   // one pass to learn them (checking the blob), another to write it.
-  Uncompressed u = TRY(each_tar_block(st, *rec, [](const void*, size_t) -> Result<void> { return {}; }));
+  Uncompressed u =
+      TRY(each_tar_block(st, *rec, [](const void*, size_t) -> Result<void> { return {}; }));
   l.desc = {std::string(oci::kMediaTypeLayer), u.digest, static_cast<int64_t>(u.size)};
   if (!diff_id.empty() && l.desc.digest != diff_id)
-    return damaged(digest, "it uncompresses to " + l.desc.digest + ", the image config says " + diff_id);
+    return damaged(digest,
+                   "it uncompresses to " + l.desc.digest + ", the image config says " + diff_id);
   return l;
 }
 
 Result<uint64_t> write_uncompressed(store::Store& st, Writer& w, const Layer& l) {
   TRY(w.begin_file(oci::blob_path(l.desc.digest), l.desc.size));
-  Uncompressed u = TRY(each_tar_block(st, l.rec, [&](const void* p, size_t n) { return w.data(p, n); }));
+  Uncompressed u =
+      TRY(each_tar_block(st, l.rec, [&](const void* p, size_t n) { return w.data(p, n); }));
   if (u.digest != l.desc.digest || static_cast<int64_t>(u.size) != l.desc.size)
     return damaged(l.rec.digest, "it changed while it was read");
   return u.size;
@@ -267,11 +276,11 @@ Result<uint64_t> write_uncompressed(store::Store& st, Writer& w, const Layer& l)
 }  // namespace
 
 Result<EnvExportStats> write_env_archive(store::Store& st, const store::EnvRecord& env, int tree,
-                                      int out, const EnvExportOptions& opts) {
+                                         int out, const EnvExportOptions& opts) {
   auto img = TRY(st.catalog().find_image(env.image_id));
   if (!img)
-    return error(ErrorKind::kNotFound, "its image " + short_id(env.image_id) + " is not in the store",
-                 "run `togo fsck`");
+    return error(ErrorKind::kNotFound,
+                 "its image " + short_id(env.image_id) + " is not in the store", "run `togo fsck`");
   oci::ImageConfig config = TRY_CTX(oci::parse_config(img->config), "the image's config");
   if (config.diff_ids.size() != img->layers.size())
     return error("the image's config lists " + std::to_string(config.diff_ids.size()) +
@@ -285,8 +294,8 @@ Result<EnvExportStats> write_env_archive(store::Store& st, const store::EnvRecor
   manifest.config = {std::string(oci::kMediaTypeConfig), Sha256::digest_of(img->config),
                      static_cast<int64_t>(img->config.size())};
   for (size_t i = 0; i < img->layers.size(); i++) {
-    layers.push_back(TRY(describe_layer(st, img->layers[i], config.diff_ids[i], opts.include_image,
-                                        opts.notice)));
+    layers.push_back(TRY(
+        describe_layer(st, img->layers[i], config.diff_ids[i], opts.include_image, opts.notice)));
     manifest.layers.push_back(layers.back().desc);
   }
   std::string manifest_json = oci::to_json(manifest);
@@ -318,8 +327,9 @@ Result<EnvExportStats> write_env_archive(store::Store& st, const store::EnvRecor
   EnvExportStats stats;
   if (opts.include_image) {
     for (auto& l : layers) {
-      uint64_t n = TRY_CTX(l.uncompress ? write_uncompressed(st, w, l) : write_stored_blob(st, w, l.rec),
-                           "layer " + short_id(l.rec.digest));
+      uint64_t n =
+          TRY_CTX(l.uncompress ? write_uncompressed(st, w, l) : write_stored_blob(st, w, l.rec),
+                  "layer " + short_id(l.rec.digest));
       stats.layers++;
       stats.layer_bytes += n;
     }

@@ -40,7 +40,9 @@ std::string short_id(const std::string& digest) { return digest.substr(7, 12); }
 class Importer {
  public:
   Importer(store::Store& st, int in, const EnvImportOptions& opts)
-      : st_(st), opts_(opts), source_(std::make_unique<ImportSource>(in)),
+      : st_(st),
+        opts_(opts),
+        source_(std::make_unique<ImportSource>(in)),
         ar_(archive_read_new(), archive_read_free) {}
 
   Result<EnvImportResult> run() {
@@ -81,14 +83,14 @@ class Importer {
     std::string config = TRY_CTX(blob(manifest.config), "the image config");
     oci::ImageConfig parsed = TRY_CTX(oci::parse_config(config), "the image config");
     if (parsed.diff_ids.size() != manifest.layers.size())
-      return error(ErrorKind::kBadInput, "the manifest has " + std::to_string(manifest.layers.size()) +
-                                             " layers, the image config " +
-                                             std::to_string(parsed.diff_ids.size()));
+      return error(ErrorKind::kBadInput,
+                   "the manifest has " + std::to_string(manifest.layers.size()) +
+                       " layers, the image config " + std::to_string(parsed.diff_ids.size()));
     // SECURITY: the image id names the content: the config, which names
     // every layer by the digest of its tar.
     if (Sha256::digest_of(config) != h.image_id)
-      return error(ErrorKind::kBadInput, "the image config does not match the image id in " +
-                                             std::string(kExportHeader));
+      return error(ErrorKind::kBadInput,
+                   "the image config does not match the image id in " + std::string(kExportHeader));
 
     EnvImportResult result;
     auto have = TRY(st_.catalog().find_image(h.image_id));
@@ -100,8 +102,9 @@ class Importer {
       std::string shown = h.image_name.empty() ? short_id(h.image_id)
                                                : h.image_name + " (" + short_id(h.image_id) + ")";
       return error(ErrorKind::kNotFound,
-                   "its image " + shown + " is not in this store, and the file leaves it out "
-                   "(exported with --no-image)",
+                   "its image " + shown +
+                       " is not in this store, and the file leaves it out "
+                       "(exported with --no-image)",
                    "import the image first (`togo image import`), or export with the image");
     } else {
       for (size_t i = 0; i < manifest.layers.size(); i++)
@@ -113,8 +116,9 @@ class Importer {
     TRY(tree(h));
 
     // Into place and named, data first.
-    store::EnvRecord env{store::new_env_id(), name, h.image_id, h.rootfs,
-                         static_cast<int64_t>(::time(nullptr)), settings_text(h.settings)};
+    store::EnvRecord env{
+        store::new_env_id(),      name, h.image_id, h.rootfs, static_cast<int64_t>(::time(nullptr)),
+        settings_text(h.settings)};
     store::ImageRecord img;
     if (result.image_imported) {
       for (size_t i = 0; i < layers_.size(); i++) {
@@ -183,8 +187,8 @@ class Importer {
     struct archive_entry* e = TRY(next(name));
     int64_t size = archive_entry_size(e);
     if (size < 0 || size > max)
-      return error(ErrorKind::kBadInput, name + ": " + std::to_string(size) +
-                                             " bytes, too large for a document");
+      return error(ErrorKind::kBadInput,
+                   name + ": " + std::to_string(size) + " bytes, too large for a document");
     std::string data(static_cast<size_t>(size), '\0');
     size_t got = 0;
     while (got < data.size()) {
@@ -301,8 +305,10 @@ class Importer {
     auto taken = TRY(st_.catalog().find_image(h.image_name));
     if (!taken) return h.image_name;
     if (opts_.notice)
-      opts_.notice("image " + h.image_name + " in this store is other content; the imported "
-                   "image is named by its id, " + short_id(h.image_id));
+      opts_.notice("image " + h.image_name +
+                   " in this store is other content; the imported "
+                   "image is named by its id, " +
+                   short_id(h.image_id));
     return h.image_id;
   }
 
@@ -323,8 +329,7 @@ class Importer {
     source_->start_digest(tree_start);
     auto stats = unpack(ar_.get(), root.get(), uo);
     if (!stats) {
-      if (source_->read_errno())
-        return sys_error(source_->read_errno(), "reading " + opts_.what);
+      if (source_->read_errno()) return sys_error(source_->read_errno(), "reading " + opts_.what);
       return std::unexpected(std::move(stats.error()).context("the environment's files"));
     }
     // Nothing but the tree and the trailer.
@@ -334,20 +339,22 @@ class Importer {
     std::sort(want.begin(), want.end());
     if (names != want) {
       if (std::find(names.begin(), names.end(), std::string(kExportTrailer)) == names.end())
-        return error(ErrorKind::kBadInput, "the file ends before " + std::string(kExportTrailer) +
-                                               " (truncated?)");
+        return error(ErrorKind::kBadInput,
+                     "the file ends before " + std::string(kExportTrailer) + " (truncated?)");
       return error(ErrorKind::kBadInput, "unexpected entries beside " + top + "/");
     }
     auto st = TRY(sys::stat_at(root.get(), top, AT_SYMLINK_NOFOLLOW));
     if (!S_ISDIR(st.st_mode)) return error(ErrorKind::kBadInput, top + ": not a directory");
-    Fd trailer_fd = TRY(sys::open_at(root.get(), std::string(kExportTrailer), O_RDONLY | O_NOFOLLOW));
-    ExportTrailer trailer = TRY_CTX(
-        parse_trailer(TRY(sys::read_all(trailer_fd.get(), std::string(kExportTrailer)))),
-        std::string(kExportTrailer));
+    Fd trailer_fd =
+        TRY(sys::open_at(root.get(), std::string(kExportTrailer), O_RDONLY | O_NOFOLLOW));
+    ExportTrailer trailer =
+        TRY_CTX(parse_trailer(TRY(sys::read_all(trailer_fd.get(), std::string(kExportTrailer)))),
+                std::string(kExportTrailer));
     if (trailer.entries + 1 != stats->entries)
-      return error(ErrorKind::kBadInput, "the file holds " + std::to_string(stats->entries - 1) +
-                                             " entries of the environment's files, its trailer says " +
-                                             std::to_string(trailer.entries) + " (damaged?)");
+      return error(ErrorKind::kBadInput,
+                   "the file holds " + std::to_string(stats->entries - 1) +
+                       " entries of the environment's files, its trailer says " +
+                       std::to_string(trailer.entries) + " (damaged?)");
     // SECURITY (integrity): the tree as read is the tree as written.
     std::string digest = TRY(source_->digest_until(tree_start + trailer.bytes));
     if (digest != trailer.digest)

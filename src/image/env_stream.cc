@@ -134,10 +134,12 @@ class ZstdFrames {
         job->error = "zstd: out of memory";
       } else {
         job->out.resize(ZSTD_compressBound(job->in.size()));
-        size_t n = ZSTD_compress2(cctx, job->out.data(), job->out.size(), job->in.data(),
-                                  job->in.size());
-        if (ZSTD_isError(n)) job->error = std::string("zstd: ") + ZSTD_getErrorName(n);
-        else job->out.resize(n);
+        size_t n =
+            ZSTD_compress2(cctx, job->out.data(), job->out.size(), job->in.data(), job->in.size());
+        if (ZSTD_isError(n))
+          job->error = std::string("zstd: ") + ZSTD_getErrorName(n);
+        else
+          job->out.resize(n);
       }
       job->in = std::string();
       {

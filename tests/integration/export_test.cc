@@ -238,8 +238,8 @@ TEST_P(ExportTest, EveryCompressionAndAPipe) {
 
   // export - | import -
   std::string s = sub("store-pipe");
-  std::string cmd = "'" + togo_bin() + "' --store '" + store() + "' export dev - | '" +
-                    togo_bin() + "' --store '" + s + "' import - piped";
+  std::string cmd = "'" + togo_bin() + "' --store '" + store() + "' export dev - | '" + togo_bin() +
+                    "' --store '" + s + "' import - piped";
   RunResult r = run({"sh", "-c", cmd}, opts());
   ASSERT_EQ(r.status, 0) << describe(r);
   EXPECT_EQ(r.out, "piped\n");
@@ -386,9 +386,9 @@ TEST_P(ExportTest, ConflictsAndRefusals) {
   EXPECT_EQ(r.status, 2) << describe(r);
 
   // A running env is refused; the half-written file is not left behind.
-  Background bg({togo_bin(), "--store", store(), "run", "dev", "--", "sh", "-c",
-                 "echo started; sleep 30"},
-                as_uid());
+  Background bg(
+      {togo_bin(), "--store", store(), "run", "dev", "--", "sh", "-c", "echo started; sleep 30"},
+      as_uid());
   ASSERT_TRUE(bg.wait_for_line("started", 20)) << bg.err();
   ASSERT_EQ(state_of("dev"), "running") << bg.err();
   r = tg({"export", "dev", sub("run.togo")});
@@ -414,6 +414,47 @@ TEST_P(ExportTest, OwnersAreThoseTheEnvSees) {
     struct stat sb;
     ASSERT_EQ(::stat((env_dir(store(), "dev") + "/upper/root/mine").c_str(), &sb), 0);
     EXPECT_EQ(sb.st_uid, host_uid()) << "on the host the file is the user's";
+  }
+}
+
+TEST_P(ExportTest, OwnersBetweenRootAndRootlessStores) {
+  if (!running_as_root()) GTEST_SKIP() << "runs togo both as root and as a user: needs root";
+  // The other side runs togo as root when this one is rootless, and the
+  // reverse; its directory belongs to whoever it runs as.
+  std::optional<uid_t> other_uid;
+  if (!rootless()) other_uid = unprivileged_uid();
+  std::string dir = sub("other");
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  uid_t owner = other_uid ? *other_uid : 0;
+  ASSERT_EQ(::chown(dir.c_str(), owner, owner), 0);
+  RunOptions o;
+  o.as_uid = other_uid;
+  auto other = [&](const std::vector<std::string>& args) { return togo(dir + "/store", args, o); };
+  ASSERT_EQ(other({"image", "import", test_rootfs_tar(), "--name", "test"}).status, 0);
+  ASSERT_EQ(other({"create", "dev", "--image", "test"}).status, 0);
+  std::string script = "echo hi > /root/mine";
+  if (rootless()) script += " && echo x > /root/theirs && chown 1234:5678 /root/theirs";
+  RunResult r = other({"run", "dev", "--", "sh", "-c", script});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  std::string file = dir + "/dev.togo";
+  ASSERT_EQ(other({"export", "dev", file}).status, 0);
+  ASSERT_EQ(::chmod(file.c_str(), 0644), 0);
+
+  RunResult im = tg({"import", file});
+  ASSERT_EQ(im.status, 0) << describe(im);
+  RunResult in = sh("dev", "stat -c '%n %u:%g' /root/*");
+  if (rootless()) {
+    // Owners other than root cannot be kept without subordinate ids: the
+    // file of 1234 becomes the user's (root inside), and a warning says so.
+    EXPECT_EQ(in.out, "/root/mine 0:0\n/root/theirs 0:0\n") << describe(in);
+    EXPECT_NE(im.err.find("belonged to users other than root"), std::string::npos) << im.err;
+  } else {
+    // Written rootless as root inside, the file is the user's on that
+    // host, and root's in the export and here.
+    EXPECT_EQ(in.out, "/root/mine 0:0\n") << describe(in);
+    struct stat sb;
+    ASSERT_EQ(::stat((env_dir(store(), "dev") + "/upper/root/mine").c_str(), &sb), 0);
+    EXPECT_EQ(sb.st_uid, 0u);
   }
 }
 
