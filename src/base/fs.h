@@ -18,6 +18,9 @@ std::string temp_name(std::string_view prefix);
 
 /// Writes `data` to `dirfd/name` so that after return the new content is
 /// durable and a crash at any point leaves either the old or the new file.
+/// `dirfd` is an open directory (not AT_FDCWD: it is fsynced) and `name` one
+/// component in it (the temporary file is made, and the rename made durable,
+/// in `dirfd`).
 Result<void> write_file_atomic(int dirfd, const std::string& name, std::string_view data,
                                mode_t mode = 0644);
 /// write_file_atomic, skipped when `dirfd/name` already holds exactly `data`

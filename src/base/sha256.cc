@@ -38,11 +38,15 @@ std::string Sha256::digest_of(std::string_view data) {
   return "sha256:" + h.hex();
 }
 
-bool is_sha256_digest(std::string_view s) {
-  if (s.size() != 7 + 64 || s.substr(0, 7) != "sha256:") return false;
-  for (char c : s.substr(7))
+bool is_sha256_hex(std::string_view s) {
+  if (s.size() != 64) return false;
+  for (char c : s)
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   return true;
+}
+
+bool is_sha256_digest(std::string_view s) {
+  return s.starts_with("sha256:") && is_sha256_hex(s.substr(7));
 }
 
 }  // namespace togo

@@ -27,6 +27,8 @@ class Sha256 {
   std::unique_ptr<State> state_;
 };
 
+/// True if `s` is 64 lowercase hex digits (a SHA-256 in hex, no prefix).
+bool is_sha256_hex(std::string_view s);
 /// True if `s` is "sha256:" followed by 64 lowercase hex digits.
 bool is_sha256_digest(std::string_view s);
 

@@ -3,12 +3,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <map>
 #include <optional>
+#include <set>
 
 #include "base/fs.h"
 #include "base/sys.h"
@@ -28,10 +29,8 @@ std::string name_from_path(const std::string& path) {
   std::string p = path;
   while (p.size() > 1 && p.back() == '/') p.pop_back();
   std::string base = p.substr(p.rfind('/') + 1);
-  for (const char* ext : {".gz", ".xz", ".zst", ".bz2", ".tgz", ".txz", ".tar"})
-    for (size_t n = std::string(ext).size();
-         base.size() > n && base.compare(base.size() - n, n, ext) == 0;)
-      base.resize(base.size() - n);
+  for (std::string_view ext : {".gz", ".xz", ".zst", ".bz2", ".tgz", ".txz", ".tar"})
+    while (base.size() > ext.size() && base.ends_with(ext)) base.resize(base.size() - ext.size());
   return base;
 }
 
@@ -39,26 +38,32 @@ void print_imported(const store::ImageRecord& img) {
   std::printf("%s %s\n", img.name.c_str(), img.id.substr(7, 12).c_str());
 }
 
-uint64_t image_size(store::Store& st, const store::ImageRecord& img) {
-  uint64_t total = 0;
-  for (auto& l : img.layers)
-    if (auto rec = st.catalog().find_layer(l); rec && *rec) total += (*rec)->size;
-  return total;
-}
+// What `image ls` shows of each image's size: the bytes of its unpacked
+// layers, and the part of them that layers of other images share.
+struct Sizes {
+  uint64_t size = 0, shared = 0;
+};
 
-// The part of an image's size that other images' layers share, stored once.
-uint64_t shared_size(store::Store& st, const store::ImageRecord& img,
-                     const std::vector<store::ImageRecord>& all) {
-  uint64_t total = 0;
-  for (auto& l : img.layers) {
-    bool shared = false;
-    for (auto& other : all)
-      if (other.id != img.id && std::find(other.layers.begin(), other.layers.end(), l) !=
-                                    other.layers.end())
-        shared = true;
-    if (auto rec = st.catalog().find_layer(l); shared && rec && *rec) total += (*rec)->size;
+// Two catalog queries in all, whatever the number of images and layers.
+Result<std::map<std::string, Sizes>> image_sizes(store::Store& st,
+                                                 const std::vector<store::ImageRecord>& images) {
+  std::map<std::string, uint64_t> layer_size;
+  for (auto& l : TRY(st.catalog().layers())) layer_size[l.digest] = l.size;
+  std::map<std::string, std::set<std::string>> users;  // layer -> ids of the images using it
+  for (auto& im : images)
+    for (auto& l : im.layers) users[l].insert(im.id);
+  std::map<std::string, Sizes> out;  // by image id: names of one content share its sizes
+  for (auto& im : images) {
+    if (out.count(im.id)) continue;
+    Sizes& s = out[im.id];
+    for (auto& l : im.layers) {
+      auto it = layer_size.find(l);
+      if (it == layer_size.end()) continue;
+      s.size += it->second;
+      if (users[l].size() > 1) s.shared += it->second;
+    }
   }
-  return total;
+  return out;
 }
 
 }  // namespace
@@ -68,8 +73,8 @@ Result<int> cmd_image_import(Context& c) {
   Fd file;
   int in = STDIN_FILENO;
   if (path != "-") {
-    // A directory (an OCI layout) or a file; never a device or a fifo's
-    // surprise: what is opened is what is read.
+    // A directory (an OCI layout), a file, or a pipe such as <(cmd): what
+    // is opened here is what is read, never reopened by name.
     file = TRY_CTX(sys::open_at(AT_FDCWD, path, O_RDONLY), "image import");
     in = file.get();
   }
@@ -97,23 +102,39 @@ Result<int> cmd_image_create(Context& c) {
   if (auto mirror = c.inv.value("--mirror")) argv.push_back(*mirror);
   auto st = TRY(c.open_store(store::Store::Access::kWrite));
 
+  // Everything the child needs is made before fork: between fork and exec it
+  // neither allocates nor prints; a failed exec sends its errno back.
+  std::vector<char*> a;
+  for (auto& s : argv) a.push_back(s.data());
+  a.push_back(nullptr);
   int fds[2];
   TRY(sys::pipe(fds));
   Fd out_r(fds[0]), out_w(fds[1]);
+  TRY(sys::pipe(fds));
+  Fd exec_r(fds[0]), exec_w(fds[1]);
   Context::notice("building Debian " + suite + " with mmdebstrap (this takes a while)");
   pid_t pid = ::fork();
   if (pid < 0) return sys_error(errno, "fork");
   if (pid == 0) {
     ::dup2(out_w.get(), STDOUT_FILENO);
-    std::vector<char*> a;
-    for (auto& s : argv) a.push_back(s.data());
-    a.push_back(nullptr);
     ::execvp(a[0], a.data());
-    std::fprintf(stderr, "togo: image create debian: running mmdebstrap: %s\n", strerror(errno));
-    std::fprintf(stderr, "togo: hint: install it with `apt-get install mmdebstrap`\n");
+    int err = errno;
+    (void)!::write(exec_w.get(), &err, sizeof err);
     ::_exit(127);
   }
   out_w.reset();
+  exec_w.reset();
+  int exec_err = 0;
+  ssize_t got;
+  do got = ::read(exec_r.get(), &exec_err, sizeof exec_err);
+  while (got < 0 && errno == EINTR);
+  if (got == sizeof exec_err) {
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    return error(ErrorKind::kFailed,
+                 "image create debian: running mmdebstrap: " + std::string(strerror(exec_err)),
+                 exec_err == ENOENT ? "install it with `apt-get install mmdebstrap`" : "");
+  }
   // mmdebstrap's status decides before the image is committed.
   auto wait_mmdebstrap = [&]() -> Result<void> {
     int status = 0;
@@ -144,15 +165,19 @@ Result<int> cmd_image_create(Context& c) {
 Result<int> cmd_image_ls(Context& c) {
   auto st = TRY(store::Store::open_existing(TRY(c.store_path()), store::Store::Access::kRead));
   std::vector<store::ImageRecord> images;
-  if (st) images = TRY(st->catalog().images());
+  std::map<std::string, Sizes> sizes;
+  if (st) {
+    images = TRY(st->catalog().images());
+    sizes = TRY(image_sizes(*st, images));
+  }
   if (c.json()) {
     std::vector<std::string> items;
     for (auto& im : images)
       items.push_back(text::JsonObject()
                           .add("name", im.name)
                           .add("id", im.id)
-                          .add("size", image_size(*st, im))
-                          .add("shared_size", shared_size(*st, im, images))
+                          .add("size", sizes[im.id].size)
+                          .add("shared_size", sizes[im.id].shared)
                           .add("created", im.created)
                           .add_raw("layers", text::json_string_array(im.layers))
                           .add("source", im.source)
@@ -165,8 +190,8 @@ Result<int> cmd_image_ls(Context& c) {
   int64_t now = ::time(nullptr);
   for (auto& im : images)
     rows.push_back({im.name == im.id ? "<none>" : im.name, im.id.substr(7, 12),
-                    text::human_size(image_size(*st, im)),
-                    text::human_size(shared_size(*st, im, images)), text::ago(im.created, now),
+                    text::human_size(sizes[im.id].size), text::human_size(sizes[im.id].shared),
+                    text::ago(im.created, now),
                     im.source});
   std::fputs(text::table(rows).c_str(), stdout);
   return 0;

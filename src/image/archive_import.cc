@@ -23,6 +23,8 @@ using ArchivePtr = std::unique_ptr<struct archive, decltype(&archive_read_free)>
 
 // Documents read from an archive are small; anything larger is not one.
 constexpr size_t kMaxDocument = 4u << 20;
+// What `docker save` puts at the top of its archive.
+constexpr std::string_view kDockerManifestFile = "manifest.json";
 
 // An input stream whose first bytes were already read to tell what it is.
 struct Stream {
@@ -76,25 +78,19 @@ std::string first_entry(std::string_view head) {
   return "";
 }
 
-bool hex64(std::string_view s) {
-  if (s.size() != 64) return false;
-  for (char c : s)
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  return true;
-}
-
 // Whether a tar whose first entry is `name` holds an image (an OCI layout or
 // a docker archive) rather than a root filesystem. What those writers put
 // first: docker and podman start with a layer directory named by its hex id
 // (or blobs/), skopeo and buildah with blobs/ or oci-layout.
 bool is_image_archive(const std::string& name) {
-  for (const char* n : {"oci-layout", "index.json", "manifest.json", "repositories"})
+  for (std::string_view n : {oci::kLayoutFile, oci::kLayoutIndexFile, kDockerManifestFile,
+                             std::string_view("repositories")})
     if (name == n) return true;
   if (name == "blobs" || name.starts_with("blobs/")) return true;
   std::string first = name.substr(0, name.find('/'));
   for (const char* ext : {".json", ".tar"})
     if (first.ends_with(ext)) first.resize(first.size() - std::strlen(ext));
-  return hex64(first);
+  return is_sha256_hex(first);
 }
 
 Result<std::string> read_document(int dir, const std::string& path) {
@@ -141,9 +137,9 @@ struct Picked {
 // Chooses the manifest of an OCI layout, descending into nested indexes
 // (multi-arch images) by platform.
 Result<Picked> pick_oci(int dir, const ArchiveImportOptions& opts) {
-  std::string layout = TRY(read_document(dir, "oci-layout"));
-  TRY(oci::parse_layout(layout));
-  oci::Index index = TRY_CTX(oci::parse_index(TRY(read_document(dir, "index.json"))), "index.json");
+  TRY(oci::parse_layout(TRY(read_document(dir, std::string(oci::kLayoutFile)))));
+  const std::string index_file(oci::kLayoutIndexFile);
+  oci::Index index = TRY_CTX(oci::parse_index(TRY(read_document(dir, index_file))), index_file);
   std::vector<oci::Descriptor> candidates;
   for (auto& m : index.manifests) {
     std::string r = ref_name(m);
@@ -188,8 +184,9 @@ Result<Picked> pick_oci(int dir, const ArchiveImportOptions& opts) {
 
 // Chooses the image of a docker archive by one of its tags.
 Result<Picked> pick_docker(int dir, const ArchiveImportOptions& opts) {
-  auto entries = TRY_CTX(oci::parse_docker_manifest(TRY(read_document(dir, "manifest.json"))),
-                         "manifest.json");
+  const std::string manifest_file(kDockerManifestFile);
+  auto entries = TRY_CTX(oci::parse_docker_manifest(TRY(read_document(dir, manifest_file))),
+                         manifest_file);
   const oci::DockerArchiveEntry* chosen = nullptr;
   for (auto& e : entries) {
     bool match = opts.ref.empty();
@@ -222,8 +219,10 @@ Result<Picked> pick_docker(int dir, const ArchiveImportOptions& opts) {
 // Imports the image an OCI layout or docker archive directory holds.
 Result<store::ImageRecord> import_dir(store::Store& st, int dir, const std::string& stage,
                                       const ArchiveImportOptions& opts) {
-  bool oci_layout = ::faccessat(dir, "oci-layout", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
-  bool docker = ::faccessat(dir, "manifest.json", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+  bool oci_layout =
+      ::faccessat(dir, std::string(oci::kLayoutFile).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+  bool docker =
+      ::faccessat(dir, std::string(kDockerManifestFile).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0;
   if (!oci_layout && !docker)
     return error(ErrorKind::kBadInput,
                  "neither an OCI image layout (no oci-layout file) nor a docker archive "
@@ -309,6 +308,7 @@ Result<store::ImageRecord> import_any(store::Store& st, const std::string& path,
                    std::string("not a tar archive: ") + archive_error_string(a.get()));
     UnpackOptions uo;
     uo.rootless = true;  // the archive's files are read by togo, never run
+    uo.max_entries = LayerLimits{}.max_entries;
     // Image archives hold blobs and documents, no whiteouts; any .wh. name
     // is harmless in a staging directory that is only read.
     auto stats = unpack(a.get(), dir.get(), uo);

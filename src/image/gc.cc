@@ -34,7 +34,7 @@ Result<void> remove(store::Store& st, const std::string& path, const std::string
   return {};
 }
 
-std::string hex_of(const std::string& digest) { return digest.substr(digest.find(':') + 1); }
+std::string hex_of(const std::string& digest) { return std::string(store::digest_hex(digest)); }
 
 }  // namespace
 
@@ -46,16 +46,23 @@ Result<GcReport> collect_garbage(store::Store& st) {
   // Content only its id names, that no env uses.
   std::set<std::string> used;
   for (auto& e : TRY(cat.envs())) used.insert(e.image_id);
+  std::vector<std::string> nameless;
   for (auto& img : TRY(cat.images()))
-    if (img.name == img.id && !used.count(img.id)) {
-      TRY(cat.transaction([&] { return cat.delete_image_name(img.name); }));
-      report.removed.push_back("image " + img.id.substr(7, 12) + " (no name, no environment)");
+    if (img.name == img.id && !used.count(img.id)) nameless.push_back(img.id);
+  if (!nameless.empty())
+    TRY(cat.transaction([&]() -> Result<void> {
+      for (auto& id : nameless) TRY(cat.delete_image_name(id));
+      return {};
+    }));
+  for (auto& id : nameless)
+    report.removed.push_back("image " + id.substr(7, 12) + " (no name, no environment)");
+  std::set<std::string> unused;
+  for (auto& d : TRY(cat.unused_layers())) unused.insert(d);
+  for (auto& rec : TRY(cat.layers()))
+    if (unused.count(rec.digest)) {
+      report.removed.push_back("layer " + hex_of(rec.digest).substr(0, 12));
+      report.bytes += rec.size + rec.blob_size;
     }
-  auto unused = TRY(cat.unused_layers());
-  for (auto& d : unused) {
-    report.removed.push_back("layer " + hex_of(d).substr(0, 12));
-    if (auto rec = TRY(cat.find_layer(d))) report.bytes += rec->size + rec->blob_size;
-  }
   TRY(remove_unused_layers(st));
 
   // Files the catalog does not name.

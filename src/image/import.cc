@@ -34,6 +34,12 @@ Result<bool> content_in_use(store::Store& st, const store::ImageRecord& img) {
 Result<std::optional<store::LayerRecord>> known_layer_of_file(store::Store& st, int fd) {
   struct stat sb;
   if (::fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) return std::nullopt;
+  // No stored blob has this size: it is new, and hashing it would only read
+  // it twice.
+  bool size_known = false;
+  for (auto& l : TRY(st.catalog().layers()))
+    if (l.blob_size == static_cast<uint64_t>(sb.st_size)) size_known = true;
+  if (!size_known) return std::nullopt;
   Sha256 hash;
   std::vector<char> buf(1 << 20);
   for (off_t off = 0;;) {
@@ -67,16 +73,16 @@ Result<store::ImageRecord> commit_image(store::Store& st, const std::string& sta
   // docker archive of a pulled image): the content is the same, so the
   // layers already stored stay, and envs running on them keep them.
   auto same = TRY(st.catalog().find_image(img.id));
-  if (same && same->id == img.id) {
-    img.layers = same->layers;
-  } else {
-    for (size_t i = 0; i < image.layers.size(); i++)
-      TRY(place_layer(st, stage, static_cast<int>(i), image.layers[i]));
-    for (auto& l : image.layers) img.layers.push_back(l.record.digest);
-  }
+  bool new_content = !same || same->id != img.id;
   auto old = TRY(st.catalog().find_image(img.name));
-  TRY(st.catalog().transaction([&]() -> Result<void> {
-    if (!same || same->id != img.id)
+  if (new_content) {
+    TRY(place_layers(st, stage, image.layers));
+    for (auto& l : image.layers) img.layers.push_back(l.record.digest);
+  } else {
+    img.layers = same->layers;
+  }
+  auto named = st.catalog().transaction([&]() -> Result<void> {
+    if (new_content)
       for (auto& l : image.layers)
         if (!l.known) TRY(st.catalog().put_layer(l.record));
     // The name moves to the new content. Content an env still uses keeps
@@ -84,7 +90,12 @@ Result<store::ImageRecord> commit_image(store::Store& st, const std::string& sta
     if (old && old->id != img.id && TRY(content_in_use(st, *old)))
       TRY(st.catalog().rename_image(old->name, old->id));
     return st.catalog().put_image(img);
-  }));
+  });
+  if (!named) {
+    // Nothing names the layers just placed: they go, as if never imported.
+    if (new_content) discard_placed(st, image.layers);
+    return std::unexpected(std::move(named.error()));
+  }
   return img;
 }
 
@@ -135,8 +146,8 @@ Result<void> remove_image(store::Store& st, const std::string& name, bool force,
   if (!img)
     return error(ErrorKind::kNotFound, "image " + name + ": no such image",
                  "`togo image ls` lists the images in this store");
-  std::vector<std::string> users;
-  if (TRY(content_in_use(st, *img)))
+  std::vector<std::string> users;  // envs that would lose their image's content
+  if (TRY(st.catalog().image_names(img->id)).size() == 1)
     for (auto& e : TRY(st.catalog().envs()))
       if (e.image_id == img->id) users.push_back(e.name);
   std::string list;

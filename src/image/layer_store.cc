@@ -11,6 +11,7 @@
 #include "base/fs.h"
 #include "base/sha256.h"
 #include "base/sys.h"
+#include "image/oci.h"
 #include "image/unpack.h"
 #include "store/layout.h"
 
@@ -104,9 +105,9 @@ la_ssize_t tar_read(struct archive*, void* data, const void** out) {
 
 std::string media_type_for(int filter) {
   switch (filter) {
-    case ARCHIVE_FILTER_NONE: return "application/vnd.oci.image.layer.v1.tar";
-    case ARCHIVE_FILTER_GZIP: return "application/vnd.oci.image.layer.v1.tar+gzip";
-    case ARCHIVE_FILTER_ZSTD: return "application/vnd.oci.image.layer.v1.tar+zstd";
+    case ARCHIVE_FILTER_NONE: return std::string(oci::kMediaTypeLayer);
+    case ARCHIVE_FILTER_GZIP: return std::string(oci::kMediaTypeLayerGzip);
+    case ARCHIVE_FILTER_ZSTD: return std::string(oci::kMediaTypeLayerZstd);
     default: return "";  // xz, bzip2: no OCI media type; export recompresses
   }
 }
@@ -163,6 +164,7 @@ Result<ReadResult> read_layer(int in, std::string_view head, int copy, int root,
   opts.rootless = ::geteuid() != 0;
   opts.warn = notice;
   opts.whiteouts = whiteouts;
+  opts.max_entries = limits.max_entries;
   auto stats = unpack(a.get(), root, opts);
   if (!stats) return failed(std::move(stats.error()));
   if (stats->entries == 0 && tar.size == 0)
@@ -217,26 +219,61 @@ Result<StagedLayer> stage_layer(store::Store& st, const std::string& stage, int 
   return out;
 }
 
-Result<void> place_layer(store::Store& st, const std::string& stage, int n,
-                         const StagedLayer& layer) {
-  if (layer.known) return {};
-  int s = st.fd();
-  const std::string& digest = layer.record.digest;
+namespace {
+
+// Moves one staged layer into place; its files are durable already.
+Result<void> move_layer(int s, const std::string& stage, int n, const std::string& digest) {
   std::string base = stage + "/" + std::to_string(n);
-  // One syncfs makes every file of the unpacked tree durable before it is
-  // renamed into place.
-  if (::syncfs(s) < 0) return sys_error(errno, "syncing the store's filesystem");
   std::string ldir = store::layer_dir(digest);
   TRY(fs::remove_tree(s, ldir));  // leftovers of an import that crashed
   TRY(sys::mkdir_at(s, ldir, 0755));
   TRY(sys::rename_at(s, base + ".root", s, store::layer_root(digest)));
   TRY(sys::rename_at(s, base + ".blob", s, store::blob_path(digest)));
-  TRY(fs::sync_dir(s, store::kLayers));
-  Fd blobs = TRY(sys::open_at(s, store::kBlobs, O_RDONLY | O_DIRECTORY));
-  TRY(fs::sync_dir(blobs.get(), store::kBlobs));
   Fd ld = TRY(sys::open_at(s, ldir, O_RDONLY | O_DIRECTORY));
-  TRY(fs::sync_dir(ld.get(), ldir));
-  return {};
+  return fs::sync_dir(ld.get(), ldir);
+}
+
+// The directories that gained names: layers/ (the new layers/<hex>) and
+// blobs/sha256/.
+Result<void> sync_parents(int s) {
+  Fd layers = TRY(sys::open_at(s, store::kLayers, O_RDONLY | O_DIRECTORY));
+  TRY(fs::sync_dir(layers.get(), store::kLayers));
+  Fd blobs = TRY(sys::open_at(s, store::kBlobs, O_RDONLY | O_DIRECTORY));
+  return fs::sync_dir(blobs.get(), store::kBlobs);
+}
+
+}  // namespace
+
+Result<void> place_layers(store::Store& st, const std::string& stage,
+                          const std::vector<StagedLayer>& layers) {
+  int s = st.fd();
+  // One syncfs makes every file of every unpacked tree durable before any
+  // is renamed into place.
+  if (::syncfs(s) < 0) return sys_error(errno, "syncing the store's filesystem");
+  auto moved = [&]() -> Result<void> {
+    for (size_t i = 0; i < layers.size(); i++)
+      if (!layers[i].known) TRY(move_layer(s, stage, static_cast<int>(i), layers[i].record.digest));
+    return sync_parents(s);
+  }();
+  if (!moved) discard_placed(st, layers);
+  return moved;
+}
+
+Result<void> place_layer(store::Store& st, const std::string& stage, int n,
+                         const StagedLayer& layer) {
+  if (layer.known) return {};
+  int s = st.fd();
+  if (::syncfs(s) < 0) return sys_error(errno, "syncing the store's filesystem");
+  TRY(move_layer(s, stage, n, layer.record.digest));
+  return sync_parents(s);
+}
+
+void discard_placed(store::Store& st, const std::vector<StagedLayer>& layers) {
+  for (auto& l : layers)
+    if (!l.known) {
+      (void)fs::remove_tree(st.fd(), store::layer_dir(l.record.digest));
+      (void)fs::remove_tree(st.fd(), store::blob_path(l.record.digest));
+    }
 }
 
 Result<void> unpack_blob(store::Store& st, const std::string& digest, int dirfd,
@@ -245,8 +282,11 @@ Result<void> unpack_blob(store::Store& st, const std::string& digest, int dirfd,
   auto made = sys::mkdir_at(dirfd, name, 0755);
   if (!made && !(merge && made.error().err == EEXIST)) return std::unexpected(made.error());
   Fd root = TRY(sys::open_at(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  // The blob was held to the limits when it was imported (or togo made it):
+  // reading it again needs none, and a committed layer may exceed them.
   ReadResult r = TRY_CTX(read_layer(in.get(), {}, -1, root.get(),
-                                    merge ? WhiteoutMode::kApply : WhiteoutMode::kOverlay, notice, {}),
+                                    merge ? WhiteoutMode::kApply : WhiteoutMode::kOverlay, notice,
+                                    LayerLimits::none()),
                          "layer " + digest);
   // SECURITY: a blob is verified against its digest whenever it is read.
   if (r.digest != digest)

@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/error.h"
 #include "store/catalog.h"
@@ -26,11 +27,15 @@ struct LayerExpect {
 
 /// Limits on what one layer may expand to, against decompression bombs.
 /// Defaults: 64 GiB and 5 million entries per layer, and no more than
-/// 1000 times the bytes read so far once past the first 256 MiB.
+/// 1000 times the bytes read so far once past the first 256 MiB. Beyond
+/// them, staging fails with kBadInput.
 struct LayerLimits {
   uint64_t max_bytes = 64ull << 30;
   uint64_t max_entries = 5'000'000;
   uint64_t max_ratio = 1000;
+
+  /// No limits: for layers togo made itself or already accepted.
+  static constexpr LayerLimits none() { return {UINT64_MAX, UINT64_MAX, UINT64_MAX}; }
 };
 
 /// A layer staged by stage_layer: durable under the staging directory, not
@@ -50,10 +55,20 @@ Result<StagedLayer> stage_layer(store::Store& st, const std::string& stage, int 
                                 const LayerExpect& expect, const Notice& notice,
                                 const LayerLimits& limits = {}, std::string_view head = {});
 
-/// Moves a staged layer into place (blobs/, layers/), durably. The catalog
-/// row is the caller's to write, in the transaction that names the image.
+/// Moves the staged layers (stage/<index>, bottom first) that are not
+/// `known` into place (blobs/, layers/), durably, with one syncfs for all.
+/// On failure, what it moved is removed again. The catalog rows are the
+/// caller's to write, in the transaction that names the image; if that
+/// fails, discard_placed() takes the files back out.
+Result<void> place_layers(store::Store& st, const std::string& stage,
+                          const std::vector<StagedLayer>& layers);
+/// place_layers for the one layer stage/<n>.
 Result<void> place_layer(store::Store& st, const std::string& stage, int n,
                          const StagedLayer& layer);
+/// Removes the files of the layers place_layers moved (those not `known`),
+/// for an import whose catalog transaction did not happen. Best effort:
+/// what stays is garbage that `togo gc` removes.
+void discard_placed(store::Store& st, const std::vector<StagedLayer>& layers);
 
 /// Unpacks a stored layer blob into `dirfd/name` (a new directory) applying
 /// its whiteouts to what is already there when `merge` (a private copy of a

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "base/sha256.h"
+#include "base/text.h"
 #include "image/tar_path.h"
 
 namespace togo::image::oci {
@@ -529,16 +530,9 @@ Result<Platform> parse_platform(std::string_view s) {
   auto invalid = [&] {
     return bad("invalid platform " + quoted(s) + ": expected os/architecture[/variant]");
   };
-  std::vector<std::string_view> parts;
-  size_t start = 0;
-  for (;;) {
-    size_t slash = s.find('/', start);
-    parts.push_back(s.substr(start, slash - start));
-    if (slash == std::string_view::npos) break;
-    start = slash + 1;
-  }
+  std::vector<std::string> parts = text::split(s, '/');
   if (parts.size() > 3) return invalid();
-  for (auto part : parts)
+  for (auto& part : parts)
     if (!valid_platform_part(part)) return invalid();
   Platform p;
   std::string_view arch;

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include "base/sha256.h"
+#include "base/text.h"
 #include "image/tar_path.h"
 
 namespace togo::image {
@@ -49,7 +50,6 @@ struct HostPort {
 };
 
 HostPort split_host_port(std::string_view s) {
-  HostPort hp;
   size_t colon;
   if (!s.empty() && s.front() == '[') {
     size_t close = s.find(']');
@@ -85,14 +85,8 @@ std::string check_domain(std::string_view domain) {
     return {};
   }
   if (hp.host.empty()) return "empty registry host";
-  size_t start = 0;
-  for (;;) {
-    size_t dot = hp.host.find('.', start);
-    if (!valid_domain_component(hp.host.substr(start, dot - start)))
-      return "bad registry host \"" + std::string(hp.host) + "\"";
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
-  }
+  for (const std::string& part : text::split(hp.host, '.'))
+    if (!valid_domain_component(part)) return "bad registry host \"" + std::string(hp.host) + "\"";
   return {};
 }
 
@@ -155,17 +149,11 @@ std::string parse_into(std::string_view ref, Reference& out) {
   if (out.registry.empty() || out.registry == "index.docker.io") out.registry = kDockerHub;
 
   if (path.empty()) return "no repository name";
-  size_t start = 0;
-  for (;;) {
-    size_t s = path.find('/', start);
-    std::string_view comp = path.substr(start, s - start);
+  for (const std::string& comp : text::split(path, '/'))
     if (!valid_path_component(comp)) {
       if (has_upper(comp)) return "repository name must be lowercase";
-      return "bad repository name component \"" + std::string(comp) + "\"";
+      return "bad repository name component \"" + comp + "\"";
     }
-    if (s == std::string_view::npos) break;
-    start = s + 1;
-  }
   out.repository = std::string(path);
   if (out.registry == kDockerHub && path.find('/') == std::string_view::npos)
     out.repository = "library/" + out.repository;
@@ -215,14 +203,9 @@ Result<Reference> parse_reference(std::string_view ref) {
 bool is_loopback_host(std::string_view host_with_optional_port) {
   std::string_view s = host_with_optional_port;
   if (s.empty()) return false;
-  std::string_view host = s;
   // A bare IPv6 address ("::1") has colons but no brackets and no port.
-  if (s.find(':') != s.rfind(':') && s.front() != '[') {
-    host = s;
-  } else {
-    HostPort hp = split_host_port(s);
-    host = hp.host;
-  }
+  bool bare_ipv6 = s.find(':') != s.rfind(':') && s.front() != '[';
+  std::string_view host = bare_ipv6 ? s : split_host_port(s).host;
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
     host = host.substr(1, host.size() - 2);
   if (host == "localhost") return true;

@@ -135,6 +135,8 @@ class Unpacker {
       int r = archive_read_next_header(ar_, &e);
       if (r == ARCHIVE_EOF) break;
       if (r < ARCHIVE_WARN) return archive_failure(ar_, "reading archive");
+      if (opts_.max_entries && stats_.entries >= opts_.max_entries)
+        return bad("the archive has more than " + std::to_string(opts_.max_entries) + " entries");
       stats_.entries++;
       const char* raw = or_utf8(archive_entry_pathname(e), archive_entry_pathname_utf8, e);
       auto done = [&]() -> Result<void> {

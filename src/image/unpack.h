@@ -40,6 +40,10 @@ struct UnpackOptions {
   /// Receives one line per kind of thing skipped, after the last entry, e.g.
   /// "skipped 12 device nodes: creating devices needs root". May be empty.
   std::function<void(const std::string&)> warn;
+  /// More entries than this (headers, skipped ones included) is kBadInput
+  /// "more than N entries": a flood of empty entries costs inodes, not bytes,
+  /// so the expansion limits on bytes do not stop it. 0: no limit.
+  uint64_t max_entries = 0;
 };
 
 struct UnpackStats {

@@ -158,6 +158,7 @@ class UnpackTest : public ::testing::Test {
     opts.rootless = rootless;
     opts.whiteouts = mode_;
     opts.warn = [this](const std::string& line) { warnings_.push_back(line); };
+    opts.max_entries = max_entries_;
     auto r = unpack(ar, root_.get(), opts);
     archive_read_free(ar);
     return r;
@@ -232,6 +233,7 @@ class UnpackTest : public ::testing::Test {
   std::string base_;
   Fd root_;
   WhiteoutMode mode_ = WhiteoutMode::kOverlay;
+  uint64_t max_entries_ = 0;
   std::string before_;
   std::vector<std::string> warnings_;
 };
@@ -538,6 +540,20 @@ TEST_F(UnpackTest, TruncatedArchiveIsBadInput) {
   EXPECT_EQ(r.error().kind, ErrorKind::kBadInput);
   EXPECT_NE(r.error().message.find("entry big: reading data"), std::string::npos)
       << r.error().message;
+}
+
+TEST_F(UnpackTest, EntriesBeyondTheLimitAreBadInput) {
+  // Empty files and skipped entries count: they cost inodes, not bytes.
+  std::string tar = TarWriter().dir("d").file("d/a", "").file("d/b", "").file("d/c", "").finish();
+  max_entries_ = 4;
+  auto ok = unpack_tar(tar);
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->entries, 4u);
+  max_entries_ = 3;
+  auto r = unpack_tar(tar);
+  ASSERT_FALSE(r.has_value()) << "a fourth entry was allowed past a limit of 3";
+  EXPECT_EQ(r.error().kind, ErrorKind::kBadInput);
+  EXPECT_EQ(r.error().message, "the archive has more than 3 entries");
 }
 
 TEST_F(UnpackTest, ErrorsShowNamesSafely) {

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <map>
 #include <utility>
 
 namespace togo::store {
@@ -153,13 +154,26 @@ Result<void> Catalog::migrate() {
   });
 }
 
+namespace {
+constexpr const char* kLayerCols = "SELECT digest, blob_size, size, diff_id, media_type FROM layers";
+LayerRecord layer_row(Stmt& q) {
+  return {q.text(0), static_cast<uint64_t>(q.integer(1)), static_cast<uint64_t>(q.integer(2)),
+          q.text(3), q.text(4)};
+}
+}  // namespace
+
 Result<std::optional<LayerRecord>> Catalog::find_layer(const std::string& digest) {
-  Stmt q(db_,
-         "SELECT digest, blob_size, size, diff_id, media_type FROM layers WHERE digest = ?");
+  Stmt q(db_, (std::string(kLayerCols) + " WHERE digest = ?").c_str());
   q.bind(digest);
   if (!TRY(q.step())) return std::nullopt;
-  return LayerRecord{q.text(0), static_cast<uint64_t>(q.integer(1)),
-                     static_cast<uint64_t>(q.integer(2)), q.text(3), q.text(4)};
+  return layer_row(q);
+}
+
+Result<std::vector<LayerRecord>> Catalog::layers() {
+  Stmt q(db_, (std::string(kLayerCols) + " ORDER BY digest").c_str());
+  std::vector<LayerRecord> out;
+  while (TRY(q.step())) out.push_back(layer_row(q));
+  return out;
 }
 
 Result<void> Catalog::put_layer(const LayerRecord& l) {
@@ -209,7 +223,12 @@ Result<std::vector<ImageRecord>> Catalog::images() {
   Stmt q(db_, (std::string(kImageCols) + " ORDER BY name").c_str());
   std::vector<ImageRecord> out;
   while (TRY(q.step())) out.push_back({q.text(0), q.text(1), {}, q.text(2), q.text(3), q.integer(4)});
-  for (auto& r : out) r.layers = TRY(layers_of(db_, r.id));
+  // Every layer list in one query, not one per image.
+  std::map<std::string, std::vector<std::string>> layers;
+  Stmt l(db_, "SELECT image, layer FROM image_layers ORDER BY image, position");
+  while (TRY(l.step())) layers[l.text(0)].push_back(l.text(1));
+  for (auto& r : out)
+    if (auto it = layers.find(r.id); it != layers.end()) r.layers = it->second;
   return out;
 }
 

@@ -24,7 +24,7 @@ struct LayerRecord {
 /// One name of an image. Names are unique; several names may share the same
 /// content (id), which is then stored once.
 struct ImageRecord {
-  std::string id;       // "sha256:<hex>" over its layers and config
+  std::string id;       // "sha256:<hex>" of its config (schema 1 imports: over its layers)
   std::string name;
   std::vector<std::string> layers;  // layer digests, bottom first
   std::string config;   // OCI image config JSON ("{}" when the source had none)
@@ -66,6 +66,8 @@ class Catalog {
   Result<std::optional<LayerRecord>> find_layer(const std::string& digest);
   Result<void> put_layer(const LayerRecord& layer);
   Result<void> delete_layer(const std::string& digest);
+  /// Every stored layer, by digest.
+  Result<std::vector<LayerRecord>> layers();
   /// Layers no image names.
   Result<std::vector<std::string>> unused_layers();
 

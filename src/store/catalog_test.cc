@@ -5,6 +5,8 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 
+#include <map>
+
 #include "base/fs.h"
 
 namespace togo::store {
@@ -68,6 +70,33 @@ TEST_F(CatalogTest, ImagesLayersAndEnvsRoundTrip) {
   ASSERT_TRUE(env && *env);
   EXPECT_EQ((*env)->rootfs, "overlay");
   EXPECT_TRUE(c->unused_layers()->empty());
+}
+
+TEST_F(CatalogTest, ListsEveryLayerAndEveryImagesLayersInOrder) {
+  auto c = Catalog::open(db(), true);
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_TRUE(c->put_layer({"sha256:b", 20, 200, "sha256:db", ""}));
+  ASSERT_TRUE(c->put_layer({"sha256:a", 10, 100, "sha256:da", ""}));
+  ASSERT_TRUE(c->put_image({"sha256:i1", "one", {"sha256:b", "sha256:a"}, "{}", "t", 1}));
+  ASSERT_TRUE(c->put_image({"sha256:i2", "two", {"sha256:a"}, "{}", "t", 2}));
+  ASSERT_TRUE(c->put_image({"sha256:i1", "uno", {"sha256:b", "sha256:a"}, "{}", "t", 3}));
+  ASSERT_TRUE(c->put_image({"sha256:i3", "empty", {}, "{}", "t", 4}));
+  auto layers = c->layers();
+  ASSERT_TRUE(layers) << layers.error().message;
+  ASSERT_EQ(layers->size(), 2u);
+  EXPECT_EQ((*layers)[0].digest, "sha256:a");
+  EXPECT_EQ((*layers)[0].blob_size, 10u);
+  EXPECT_EQ((*layers)[0].size, 100u);
+  EXPECT_EQ((*layers)[1].diff_id, "sha256:db");
+  auto images = c->images();
+  ASSERT_TRUE(images) << images.error().message;
+  ASSERT_EQ(images->size(), 4u);
+  std::map<std::string, std::vector<std::string>> by_name;
+  for (auto& im : *images) by_name[im.name] = im.layers;
+  EXPECT_EQ(by_name["one"], (std::vector<std::string>{"sha256:b", "sha256:a"}));
+  EXPECT_EQ(by_name["uno"], (std::vector<std::string>{"sha256:b", "sha256:a"}));
+  EXPECT_EQ(by_name["two"], std::vector<std::string>{"sha256:a"});
+  EXPECT_EQ(by_name["empty"], std::vector<std::string>{});
 }
 
 TEST_F(CatalogTest, PersistsAcrossOpens) {

@@ -27,7 +27,8 @@ Result<void> create_env(Store& st, const EnvRecord& env,
   auto work = [&]() -> Result<void> {
     for (const char* sub : {"upper", "work", "mount", "run"})
       TRY(sys::mkdir_at(s, stage + "/" + sub, 0755));
-    TRY(fs::write_file_atomic(s, stage + "/lock", "", 0644));
+    // Everything under the stage is made durable by the syncfs below.
+    Fd lock = TRY(sys::open_at(s, stage + "/lock", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644));
     TRY(fill(stage));
     if (::syncfs(s) < 0) return sys_error(errno, "syncing the store's filesystem");
     EnvPaths p = env_paths(env.id);

@@ -4,19 +4,17 @@
 
 namespace togo::store {
 
-namespace {
-std::string_view hex_of(std::string_view digest) {
+std::string_view digest_hex(std::string_view digest) {
   size_t colon = digest.find(':');
   return colon == std::string_view::npos ? digest : digest.substr(colon + 1);
 }
-}  // namespace
 
 std::string blob_path(std::string_view digest) {
-  return std::string(kBlobs) + "/" + std::string(hex_of(digest));
+  return std::string(kBlobs) + "/" + std::string(digest_hex(digest));
 }
 
 std::string layer_dir(std::string_view digest) {
-  return std::string(kLayers) + "/" + std::string(hex_of(digest));
+  return std::string(kLayers) + "/" + std::string(digest_hex(digest));
 }
 
 std::string layer_root(std::string_view digest) { return layer_dir(digest) + "/root"; }

@@ -18,6 +18,8 @@ inline constexpr const char* kLayers = "layers";         // layers/<hex>/root
 inline constexpr const char* kEnvs = "envs";             // envs/<id>/...
 inline constexpr const char* kTmp = "tmp";               // staging; garbage after a crash
 
+/// The hex part of a "sha256:<hex>" digest (the whole string if it has no ':').
+std::string_view digest_hex(std::string_view digest);
 /// Path of a blob, relative to the store root, for a "sha256:<hex>" digest.
 std::string blob_path(std::string_view digest);
 /// Directory of an unpacked layer, relative to the store root.

@@ -9,6 +9,8 @@ TEST(Layout, PathsAreRelativeToTheStoreAndNamedByDigest) {
   std::string d = "sha256:" + std::string(64, 'a');
   EXPECT_EQ(blob_path(d), "blobs/sha256/" + std::string(64, 'a'));
   EXPECT_EQ(layer_root(d), "layers/" + std::string(64, 'a') + "/root");
+  EXPECT_EQ(digest_hex(d), std::string(64, 'a'));
+  EXPECT_EQ(digest_hex("abc"), "abc");
   EnvPaths p = env_paths("0123456789abcdef");
   EXPECT_EQ(p.dir, "envs/0123456789abcdef");
   EXPECT_EQ(p.upper, "envs/0123456789abcdef/upper");

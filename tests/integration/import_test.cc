@@ -118,6 +118,15 @@ TEST_P(ImportTest, IdenticalContentUnderTwoNamesKeepsBothNames) {
   EXPECT_NE(ls.out.find("first "), std::string::npos) << "an acknowledged import lost its name\n"
                                                       << ls.out;
   EXPECT_NE(ls.out.find("second "), std::string::npos) << ls.out;
+  // Two names of one content: the same size, and nothing shared with
+  // another image.
+  RunResult json = tg({"image", "ls", "--json"});
+  RunResult sizes = run({"python3", "-c",
+                         "import json, sys\n"
+                         "for i in json.load(sys.stdin):\n"
+                         "    print(i['name'], i['size'] > 0, i['shared_size'])\n"},
+                        {.input = json.out});
+  EXPECT_EQ(sizes.out, "first True 0\nsecond True 0\n") << json.out << describe(sizes);
   RunResult c = tg({"create", "a", "--image", "first"});
   EXPECT_EQ(c.status, 0) << describe(c);
 }
@@ -298,6 +307,19 @@ TEST_P(ImportTest, NotATarballIsBadInput) {
   EXPECT_EQ(list_dir(store() + "/layers"), layers_before);
   EXPECT_EQ(list_dir(store() + "/blobs/sha256"), blobs_before);
   EXPECT_EQ(list_dir(store() + "/tmp"), std::vector<std::string>{});
+}
+
+TEST_P(ImportTest, StoredLayersAreReadAgainWithoutTheBombLimits) {
+  // A committed layer of zeros compresses far past the 1000:1 an imported
+  // layer may expand to; a private copy of its image must still unpack it.
+  ASSERT_NO_FATAL_FAILURE(make_env("dev"));
+  RunResult w = sh("dev", "head -c 300000000 /dev/zero > /zeros");
+  ASSERT_EQ(w.status, 0) << describe(w);
+  RunResult c = tg({"commit", "dev", "zeros"});
+  ASSERT_EQ(c.status, 0) << describe(c);
+  ASSERT_NO_FATAL_FAILURE(create_env("copy", "zeros", {"--rootfs", "copy"}));
+  RunResult size = in_env("copy", {"stat", "-c", "%s", "/zeros"});
+  EXPECT_EQ(size.out, "300000000\n") << describe(size);
 }
 
 TEST_P(ImportTest, MissingFileIsAnError) {

@@ -156,6 +156,12 @@ TEST_P(StoreTest, DirectoryWithOtherFilesIsRefused) {
   // Listing it reads nothing and writes nothing either.
   RunResult ls = togo(dir, {"ls"}, opts());
   EXPECT_EQ(lines_of(ls.out).size(), ls.status == 0 ? 1u : 0u) << describe(ls);
+  // Refused like the writers, not listed as an empty store.
+  EXPECT_EQ(ls.status, 4) << describe(ls);
+  EXPECT_TRUE(one_line_error(ls, dir));
+  RunResult images = togo(dir, {"image", "ls"}, opts());
+  EXPECT_EQ(images.status, 4) << describe(images);
+  EXPECT_TRUE(one_line_error(images, dir));
   EXPECT_EQ(snapshot(dir), before) << "nothing was added to the directory";
 }
 
