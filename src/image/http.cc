@@ -1,24 +1,12 @@
 #include "image/http.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
-#include <cstdlib>
 #include <cstring>
 
-#include "base/fd.h"
+#include "image/http_internal.h"
 
 namespace togo::image::http {
 namespace {
@@ -26,325 +14,6 @@ namespace {
 constexpr size_t kMaxLine = 16 << 10;          // one status, header or chunk-size line
 constexpr size_t kMaxHeaderBytes = 256 << 10;  // all header lines of one answer
 constexpr size_t kMaxHeaderCount = 500;
-constexpr size_t kIoChunk = 64 << 10;
-
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
-}
-
-std::string to_lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = lower(c);
-  return out;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-/// A peer's bytes made safe for a one-line message, cut at `max`.
-std::string printable(std::string_view s, size_t max = 60) {
-  std::string out;
-  for (size_t i = 0; i < s.size() && i < max; i++) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c >= 0x7f) {
-      char hex[8];
-      std::snprintf(hex, sizeof hex, "\\x%02x", c);
-      out += hex;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (s.size() > max) out += "...";
-  return out;
-}
-
-bool is_token_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-template <typename T>
-bool parse_number(std::string_view s, T& out, int base = 10) {
-  if (s.empty()) return false;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out, base);
-  return ec == std::errc() && end == s.data() + s.size();
-}
-
-bool is_ip_literal(const std::string& host) {
-  unsigned char buf[sizeof(struct in6_addr)];
-  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
-}
-
-// ---------------------------------------------------------------------------
-// Sockets with a timeout on every wait, optionally under TLS.
-
-/// "<what>: timed out after N s", with ETIMEDOUT so callers can tell.
-std::unexpected<Error> timed_out(const std::string& what, int seconds) {
-  auto e = error((what.empty() ? "" : what + ": ") + "timed out after " + std::to_string(seconds) + " s");
-  e.error().err = ETIMEDOUT;
-  return e;
-}
-
-struct SslFree {
-  void operator()(SSL* s) const { SSL_free(s); }
-};
-struct CtxFree {
-  void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
-};
-using SslPtr = std::unique_ptr<SSL, SslFree>;
-using CtxPtr = std::unique_ptr<SSL_CTX, CtxFree>;
-
-// OpenSSL's socket BIO writes with write(2), which raises SIGPIPE when the
-// peer has gone; this one uses send(MSG_NOSIGNAL) so a dead peer is an error.
-struct BioState {
-  int fd;
-  bool eof = false;
-};
-
-int bio_write(BIO* b, const char* data, size_t n, size_t* written) {
-  auto* st = static_cast<BioState*>(BIO_get_data(b));
-  BIO_clear_retry_flags(b);
-  ssize_t r = ::send(st->fd, data, n, MSG_NOSIGNAL);
-  if (r >= 0) {
-    *written = static_cast<size_t>(r);
-    return 1;
-  }
-  if (errno == EAGAIN || errno == EINTR) BIO_set_retry_write(b);
-  return 0;
-}
-
-int bio_read(BIO* b, char* data, size_t n, size_t* got) {
-  auto* st = static_cast<BioState*>(BIO_get_data(b));
-  BIO_clear_retry_flags(b);
-  ssize_t r = ::recv(st->fd, data, n, 0);
-  if (r > 0) {
-    *got = static_cast<size_t>(r);
-    return 1;
-  }
-  if (r == 0) st->eof = true;
-  else if (errno == EAGAIN || errno == EINTR) BIO_set_retry_read(b);
-  return 0;
-}
-
-long bio_ctrl(BIO* b, int cmd, long, void*) {
-  if (cmd == BIO_CTRL_FLUSH) return 1;
-  if (cmd == BIO_CTRL_EOF) return static_cast<BioState*>(BIO_get_data(b))->eof ? 1 : 0;
-  return 0;
-}
-
-int bio_create(BIO* b) {
-  BIO_set_init(b, 1);
-  return 1;
-}
-
-int bio_destroy(BIO* b) {
-  delete static_cast<BioState*>(BIO_get_data(b));
-  BIO_set_data(b, nullptr);
-  return 1;
-}
-
-BIO_METHOD* socket_bio_method() {
-  static BIO_METHOD* method = [] {
-    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "togo socket");
-    BIO_meth_set_write_ex(m, bio_write);
-    BIO_meth_set_read_ex(m, bio_read);
-    BIO_meth_set_ctrl(m, bio_ctrl);
-    BIO_meth_set_create(m, bio_create);
-    BIO_meth_set_destroy(m, bio_destroy);
-    return m;
-  }();
-  return method;
-}
-
-/// The reason for the last TLS failure, from the verification result or
-/// OpenSSL's error queue.
-std::string tls_reason(SSL* ssl, int ret) {
-  long verify = SSL_get_verify_result(ssl);
-  if (verify != X509_V_OK) return std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify);
-  unsigned long e = ERR_peek_last_error();
-  if (e != 0) {
-    const char* r = ERR_reason_error_string(e);
-    return r ? r : "TLS error";
-  }
-  if (SSL_get_error(ssl, ret) == SSL_ERROR_SYSCALL && errno != 0) return strerror(errno);
-  return "connection closed by peer";
-}
-
-class Conn {
- public:
-  Conn(Fd fd, std::string endpoint, int idle_s)
-      : fd_(std::move(fd)), endpoint_(std::move(endpoint)), idle_s_(idle_s) {}
-
-  static Result<Conn> open(const Url& url, SSL_CTX* ctx, const ClientOptions& o);
-
-  const std::string& endpoint() const { return endpoint_; }
-
-  /// Some bytes into `buf`; 0 at the end of the stream.
-  Result<size_t> read(char* buf, size_t n) {
-    for (;;) {
-      if (!ssl_) {
-        ssize_t r = ::recv(fd_.get(), buf, n, 0);
-        if (r >= 0) return static_cast<size_t>(r);
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN) return sys_error(errno, "reading from " + endpoint_);
-        TRY(wait(POLLIN, "reading from ", idle_s_));
-        continue;
-      }
-      ERR_clear_error();
-      int r = SSL_read(ssl_.get(), buf, static_cast<int>(std::min<size_t>(n, 1 << 30)));
-      if (r > 0) return static_cast<size_t>(r);
-      switch (SSL_get_error(ssl_.get(), r)) {
-        case SSL_ERROR_ZERO_RETURN: return 0;
-        case SSL_ERROR_WANT_READ: TRY(wait(POLLIN, "reading from ", idle_s_)); break;
-        case SSL_ERROR_WANT_WRITE: TRY(wait(POLLOUT, "reading from ", idle_s_)); break;
-        default: return error("reading from " + endpoint_ + ": " + tls_reason(ssl_.get(), r));
-      }
-    }
-  }
-
-  Result<void> write(std::string_view data) {
-    while (!data.empty()) {
-      if (!ssl_) {
-        ssize_t r = ::send(fd_.get(), data.data(), data.size(), MSG_NOSIGNAL);
-        if (r >= 0) {
-          data.remove_prefix(static_cast<size_t>(r));
-          continue;
-        }
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN) return sys_error(errno, "sending to " + endpoint_);
-        TRY(wait(POLLOUT, "sending to ", idle_s_));
-        continue;
-      }
-      ERR_clear_error();
-      size_t written = 0;
-      int r = SSL_write_ex(ssl_.get(), data.data(), data.size(), &written);
-      if (r > 0) {
-        data.remove_prefix(written);
-        continue;
-      }
-      switch (SSL_get_error(ssl_.get(), r)) {
-        case SSL_ERROR_WANT_READ: TRY(wait(POLLIN, "sending to ", idle_s_)); break;
-        case SSL_ERROR_WANT_WRITE: TRY(wait(POLLOUT, "sending to ", idle_s_)); break;
-        default: return error("sending to " + endpoint_ + ": " + tls_reason(ssl_.get(), r));
-      }
-    }
-    return {};
-  }
-
- private:
-  Result<void> wait(short events, const char* what, int timeout_s) {
-    struct pollfd p = {fd_.get(), events, 0};
-    for (;;) {
-      int r = ::poll(&p, 1, timeout_s * 1000);
-      if (r > 0) return {};
-      if (r == 0) return timed_out(what + endpoint_, timeout_s);
-      if (errno != EINTR) return sys_error(errno, "poll");
-    }
-  }
-
-  Result<void> handshake(const Url& url, SSL_CTX* ctx, const ClientOptions& o);
-
-  Fd fd_;
-  SslPtr ssl_;
-  std::string endpoint_;
-  int idle_s_;
-};
-
-/// connect(2) on a non-blocking socket, waiting at most `timeout_s`.
-Result<Fd> connect_one(const struct addrinfo* ai, int timeout_s) {
-  Fd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol));
-  if (!fd.valid()) return sys_error(errno, "socket");
-  if (::connect(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0) {
-    if (errno != EINPROGRESS) return sys_error(errno, "connect");
-    struct pollfd p = {fd.get(), POLLOUT, 0};
-    int r;
-    do r = ::poll(&p, 1, timeout_s * 1000);
-    while (r < 0 && errno == EINTR);
-    if (r == 0) return timed_out("", timeout_s);
-    if (r < 0) return sys_error(errno, "poll");
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) return sys_error(errno, "getsockopt");
-    if (err != 0) return sys_error(err, "connect");
-  }
-  int one = 1;
-  ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return fd;
-}
-
-Result<Conn> Conn::open(const Url& url, SSL_CTX* ctx, const ClientOptions& o) {
-  std::string endpoint = url.endpoint();
-  struct addrinfo hints = {};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  struct addrinfo* res = nullptr;
-  std::string port = std::to_string(url.port);
-  int rc = ::getaddrinfo(url.host.c_str(), port.c_str(), &hints, &res);
-  if (rc != 0) {
-    std::string why = rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc);
-    return error("resolving " + url.host + ": " + why);
-  }
-  std::unique_ptr<struct addrinfo, decltype(&::freeaddrinfo)> owned(res, ::freeaddrinfo);
-  std::string last = "no address";
-  for (auto* ai = res; ai; ai = ai->ai_next) {
-    auto fd = connect_one(ai, o.connect_timeout_s);
-    if (!fd) {
-      last = fd.error().message;
-      // "connect: Connection refused" reads better as "Connection refused".
-      if (last.rfind("connect: ", 0) == 0) last = last.substr(9);
-      continue;
-    }
-    Conn c(std::move(*fd), endpoint, o.idle_timeout_s);
-    if (url.tls()) TRY(c.handshake(url, ctx, o));
-    return c;
-  }
-  return error("connecting to " + endpoint + ": " + last);
-}
-
-Result<void> Conn::handshake(const Url& url, SSL_CTX* ctx, const ClientOptions& o) {
-  std::string what = "TLS handshake with " + endpoint_;
-  ssl_.reset(SSL_new(ctx));
-  if (!ssl_) return error(what + ": SSL_new failed");
-  BIO* bio = BIO_new(socket_bio_method());
-  if (!bio) return error(what + ": BIO_new failed");
-  BIO_set_data(bio, new BioState{fd_.get()});
-  SSL_set_bio(ssl_.get(), bio, bio);
-  bool ip = is_ip_literal(url.host);
-  // SNI carries names only, never addresses (RFC 6066).
-  if (!ip) SSL_set_tlsext_host_name(ssl_.get(), url.host.c_str());
-  if (o.verify_tls) {
-    X509_VERIFY_PARAM* param = SSL_get0_param(ssl_.get());
-    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, url.host.c_str())
-                : X509_VERIFY_PARAM_set1_host(param, url.host.c_str(), 0);
-    if (ok != 1) return error(what + ": cannot check the certificate against " + url.host);
-    SSL_set_verify(ssl_.get(), SSL_VERIFY_PEER, nullptr);
-  } else {
-    SSL_set_verify(ssl_.get(), SSL_VERIFY_NONE, nullptr);
-  }
-  for (;;) {
-    ERR_clear_error();
-    int r = SSL_connect(ssl_.get());
-    if (r == 1) return {};
-    switch (SSL_get_error(ssl_.get(), r)) {
-      case SSL_ERROR_WANT_READ: TRY(wait(POLLIN, "TLS handshake with ", o.connect_timeout_s)); break;
-      case SSL_ERROR_WANT_WRITE: TRY(wait(POLLOUT, "TLS handshake with ", o.connect_timeout_s)); break;
-      default: {
-        std::string why = tls_reason(ssl_.get(), r);
-        if (SSL_get_verify_result(ssl_.get()) != X509_V_OK)
-          return error(ErrorKind::kFailed, what + ": " + why,
-                       "if the server uses a private CA, set SSL_CERT_FILE to a PEM file that holds it");
-        return error(what + ": " + why);
-      }
-    }
-  }
-}
 
 // ---------------------------------------------------------------------------
 // Reading an answer.
@@ -541,134 +210,11 @@ Result<void> check_header_text(std::string_view name, std::string_view value) {
   return {};
 }
 
+bool is_redirect(int status) {
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
 }  // namespace
-
-// ---------------------------------------------------------------------------
-// URLs and headers.
-
-std::string Url::authority() const {
-  std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  bool default_port = (scheme == "https" && port == 443) || (scheme == "http" && port == 80);
-  return default_port ? h : h + ":" + std::to_string(port);
-}
-
-std::string Url::endpoint() const {
-  std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  return h + ":" + std::to_string(port);
-}
-
-std::string Url::str() const { return scheme + "://" + authority() + target; }
-
-bool Url::same_origin(const Url& o) const { return scheme == o.scheme && host == o.host && port == o.port; }
-
-Result<Url> parse_url(std::string_view s) {
-  auto bad = [&](const std::string& why) {
-    return error(ErrorKind::kBadInput, "URL \"" + printable(s) + "\": " + why);
-  };
-  Url u;
-  auto sep = s.find("://");
-  if (sep == std::string_view::npos) return bad("not an absolute URL");
-  u.scheme = to_lower(s.substr(0, sep));
-  if (u.scheme != "http" && u.scheme != "https") return bad("scheme is not http or https");
-  std::string_view rest = s.substr(sep + 3);
-  rest = rest.substr(0, rest.find('#'));
-  auto end = rest.find_first_of("/?");
-  std::string_view auth = rest.substr(0, end);
-  std::string_view target = end == std::string_view::npos ? std::string_view() : rest.substr(end);
-  if (auth.find('@') != std::string_view::npos) return bad("user info in URLs is not supported");
-  std::string_view port_text;
-  if (!auth.empty() && auth.front() == '[') {
-    auto close = auth.find(']');
-    if (close == std::string_view::npos) return bad("unterminated IPv6 address");
-    u.host = std::string(auth.substr(1, close - 1));
-    unsigned char buf[sizeof(struct in6_addr)];
-    if (inet_pton(AF_INET6, u.host.c_str(), buf) != 1) return bad("invalid IPv6 address");
-    std::string_view after = auth.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return bad("junk after the IPv6 address");
-      port_text = after.substr(1);
-      if (port_text.empty()) return bad("empty port");
-    }
-  } else {
-    auto colon = auth.find(':');
-    u.host = to_lower(auth.substr(0, colon));
-    if (colon != std::string_view::npos) {
-      port_text = auth.substr(colon + 1);
-      if (port_text.empty()) return bad("empty port");
-    }
-    for (char c : u.host)
-      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'))
-        return bad("invalid host name");
-  }
-  if (u.host.empty()) return bad("no host");
-  u.port = u.tls() ? 443 : 80;
-  if (!port_text.empty()) {
-    unsigned port = 0;
-    if (!parse_number(port_text, port) || port == 0 || port > 65535) return bad("invalid port");
-    u.port = static_cast<uint16_t>(port);
-  }
-  if (target.empty() || target.front() == '?') u.target = "/";
-  for (char ch : target) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c < 0x20 || c == 0x7f) return bad("control character in the path");
-    if (c == ' ' || c >= 0x80) {  // as browsers do with such Locations
-      char hex[4];
-      std::snprintf(hex, sizeof hex, "%%%02X", c);
-      u.target += hex;
-    } else {
-      u.target += ch;
-    }
-  }
-  return u;
-}
-
-Result<Url> resolve_url(const Url& base, std::string_view ref) {
-  auto colon = ref.find(':');
-  auto delim = ref.find_first_of("/?#");
-  if (colon != std::string_view::npos && colon < delim) return parse_url(ref);
-  if (ref.substr(0, 2) == "//") return parse_url(base.scheme + ":" + std::string(ref));
-  std::string origin = base.scheme + "://" + base.authority();
-  if (!ref.empty() && ref.front() == '/') return parse_url(origin + std::string(ref));
-  std::string path = base.target.substr(0, base.target.find('?'));
-  if (!ref.empty() && ref.front() == '?') return parse_url(origin + path + std::string(ref));
-  if (ref.empty()) return parse_url(origin + base.target);
-  return parse_url(origin + path.substr(0, path.rfind('/') + 1) + std::string(ref));
-}
-
-void Headers::add(std::string name, std::string value) { fields_.emplace_back(std::move(name), std::move(value)); }
-
-void Headers::set(std::string name, std::string value) {
-  remove(name);
-  add(std::move(name), std::move(value));
-}
-
-void Headers::remove(std::string_view name) {
-  std::erase_if(fields_, [&](const auto& f) { return iequals(f.first, name); });
-}
-
-const std::string* Headers::get(std::string_view name) const {
-  for (const auto& [n, v] : fields_)
-    if (iequals(n, name)) return &v;
-  return nullptr;
-}
-
-std::vector<std::string> Headers::get_all(std::string_view name) const {
-  std::vector<std::string> out;
-  for (const auto& [n, v] : fields_)
-    if (iequals(n, name)) out.push_back(v);
-  return out;
-}
-
-std::vector<std::string> ca_bundle_candidates() {
-  std::vector<std::string> out;
-  if (const char* f = getenv("SSL_CERT_FILE"); f && *f) out.push_back(f);
-  if (const char* d = getenv("SSL_CERT_DIR"); d && *d) out.push_back(d);
-  for (const char* p : {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
-                        "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "/etc/ssl/ca-bundle.pem",
-                        "/etc/pki/tls/cacert.pem", "/etc/ssl/cert.pem", "/etc/ssl/certs"})
-    out.push_back(p);
-  return out;
-}
 
 // ---------------------------------------------------------------------------
 // The client.
@@ -679,47 +225,12 @@ struct Client::Impl {
   std::optional<Conn> idle;  // kept after a fully read answer
   Url idle_origin;
 
-  Result<SSL_CTX*> tls_context();
   Result<Response> exchange(const Url& url, const std::string& method, const Headers& headers,
                             const Request& req, bool with_body, bool follow, const Sink& sink);
   Result<Response> exchange_on(Conn& c, bool reused, bool* retry, bool* reusable, const Url& url,
                                const std::string& method, const Headers& headers, const Request& req,
                                bool with_body, bool follow, const Sink& sink);
 };
-
-Result<SSL_CTX*> Client::Impl::tls_context() {
-  if (ctx) return ctx.get();
-  CtxPtr c(SSL_CTX_new(TLS_client_method()));
-  if (!c) return error("creating a TLS context failed");
-  SSL_CTX_set_min_proto_version(c.get(), TLS1_2_VERSION);
-  // Peers that close without close_notify are common; framing catches
-  // truncation of Content-Length and chunked bodies.
-  SSL_CTX_set_options(c.get(), SSL_OP_IGNORE_UNEXPECTED_EOF);
-  if (opts.verify_tls) {
-    if (!opts.ca_file.empty()) {
-      if (SSL_CTX_load_verify_locations(c.get(), opts.ca_file.c_str(), nullptr) != 1)
-        return error("loading CA certificates from " + opts.ca_file + ": not a readable PEM file");
-    } else {
-      bool loaded = false;
-      for (const std::string& p : ca_bundle_candidates()) {
-        struct stat st;
-        if (::stat(p.c_str(), &st) != 0) continue;
-        bool dir = S_ISDIR(st.st_mode);
-        ERR_clear_error();
-        if (SSL_CTX_load_verify_locations(c.get(), dir ? nullptr : p.c_str(), dir ? p.c_str() : nullptr) == 1) {
-          loaded = true;
-          break;
-        }
-      }
-      ERR_clear_error();
-      if (!loaded)
-        return error(ErrorKind::kFailed, "no CA certificates found on this host",
-                     "set SSL_CERT_FILE to a PEM bundle of trusted CA certificates");
-    }
-  }
-  ctx = std::move(c);
-  return ctx.get();
-}
 
 Result<Response> Client::Impl::exchange_on(Conn& c, bool reused, bool* retry, bool* reusable, const Url& url,
                                            const std::string& method, const Headers& headers,
@@ -746,6 +257,7 @@ Result<Response> Client::Impl::exchange_on(Conn& c, bool reused, bool* retry, bo
     *retry = reused;
     return std::unexpected(std::move(w.error()));
   }
+  if (with_body && !req.file_body && req.on_body_sent) req.on_body_sent(0, req.body);
   if (with_body && req.file_body) {
     std::string buf(kIoChunk, '\0');
     uint64_t sent = 0;
@@ -755,8 +267,10 @@ Result<Response> Client::Impl::exchange_on(Conn& c, bool reused, bool* retry, bo
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return sys_error(errno, "reading the request body");
       if (n == 0) return error("reading the request body: file ends before " + std::to_string(body_size) + " bytes");
-      TRY(c.write(std::string_view(buf.data(), static_cast<size_t>(n))));
-      sent += static_cast<uint64_t>(n);
+      std::string_view part(buf.data(), static_cast<size_t>(n));
+      TRY(c.write(part));
+      if (req.on_body_sent) req.on_body_sent(sent, part);
+      sent += part.size();
       if (req.upload_progress) req.upload_progress(sent);
     }
   } else if (with_body && req.upload_progress && body_size > 0) {
@@ -778,9 +292,7 @@ Result<Response> Client::Impl::exchange_on(Conn& c, bool reused, bool* retry, bo
   resp.url = url;
   Framing f = TRY(framing_of(method, resp.status, resp.headers, c.endpoint()));
 
-  bool redirect = follow && resp.headers.get("Location") &&
-                  (resp.status == 301 || resp.status == 302 || resp.status == 303 || resp.status == 307 ||
-                   resp.status == 308);
+  bool redirect = follow && resp.headers.get("Location") && is_redirect(resp.status);
   if (redirect && (f.kind == Framing::kClose || (f.kind == Framing::kLength && f.length > (64 << 10))))
     return resp;  // not worth reading; the connection is dropped
   Sink collect = [&](std::string_view part) -> Result<void> {
@@ -816,7 +328,8 @@ Result<Response> Client::Impl::exchange(const Url& url, const std::string& metho
     }
     idle.reset();
     if (!c) {
-      SSL_CTX* tls = url.tls() ? TRY(tls_context()) : nullptr;
+      if (url.tls() && !ctx) ctx = TRY(make_tls_context(opts));
+      SSL_CTX* tls = url.tls() ? ctx.get() : nullptr;
       c = TRY(Conn::open(url, tls, opts));
     }
     bool retry = false, reusable = false;
@@ -850,12 +363,11 @@ Result<Response> Client::send(const Request& req, const Sink& sink) {
     Response resp = TRY(impl_->exchange(url, method, headers, req, with_body, follow, sink));
     const std::string* location = resp.headers.get("Location");
     int s = resp.status;
-    if (!follow || !location || !(s == 301 || s == 302 || s == 303 || s == 307 || s == 308)) {
-      if (location && hops >= impl_->opts.max_redirects && impl_->opts.max_redirects > 0 &&
-          (s == 301 || s == 302 || s == 303 || s == 307 || s == 308))
-        return error(ErrorKind::kBadInput, "answer from " + url.endpoint() + ": more than " +
-                                               std::to_string(impl_->opts.max_redirects) + " redirects");
-      return resp;
+    if (!location || !is_redirect(s)) return resp;
+    if (!follow) {
+      if (impl_->opts.max_redirects == 0) return resp;  // the caller wants the 3xx itself
+      return error(ErrorKind::kBadInput, "answer from " + url.endpoint() + ": more than " +
+                                             std::to_string(impl_->opts.max_redirects) + " redirects");
     }
     Url next = TRY_CTX(resolve_url(url, *location), "redirect from " + url.endpoint());
     if ((s == 303 && method != "HEAD") || ((s == 301 || s == 302) && method == "POST")) {

@@ -2,6 +2,8 @@
 // TLS that verifies the peer against the host's CA certificates, bodies
 // framed by Content-Length, chunked or the end of the connection, redirects,
 // and a timeout on every wait so a stalled peer becomes an error, not a hang.
+// URLs and headers are in http_url.cc, sockets and TLS in http_conn.cc,
+// reading answers and the client in http.cc.
 #pragma once
 
 #include <cstdint>
@@ -84,6 +86,11 @@ struct Request {
   std::optional<FileBody> file_body;
   /// Called with the number of body bytes sent so far.
   std::function<void(uint64_t)> upload_progress;
+  /// Called with each piece of the body as it goes out, and the piece's
+  /// offset in the body: lets a caller hash what it sends without reading
+  /// it twice. A body sent again (after a redirect or on a fresh
+  /// connection) starts again at offset 0.
+  std::function<void(uint64_t offset, std::string_view data)> on_body_sent;
   /// Called with the status and headers of an answer whose body is about to
   /// go to the sink (a 2xx), before its first byte; an error stops there.
   std::function<Result<void>(const Response&)> before_body;

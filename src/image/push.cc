@@ -34,27 +34,9 @@ oci::Descriptor descriptor(std::string media_type, std::string digest, uint64_t 
   return d;
 }
 
-/// Reads all of `fd` from offset 0, checking it is `size` bytes hashing to
-/// `digest`: every blob is verified when it is read back.
-Result<void> verify_blob(int fd, const std::string& digest, uint64_t size) {
-  Sha256 hash;
-  std::string buf(kChunk, '\0');
-  uint64_t total = 0;
-  for (;;) {
-    ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(total));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return sys_error(errno, "reading the stored blob");
-    if (n == 0) break;
-    hash.update(buf.data(), static_cast<size_t>(n));
-    total += static_cast<uint64_t>(n);
-  }
-  std::string got = "sha256:" + hash.hex();
-  if (total != size || got != digest)
-    return error(ErrorKind::kBadInput, "the stored blob is damaged (" + std::to_string(total) +
-                                           " bytes hashing to " + got + ", expected " + std::to_string(size) +
-                                           " bytes hashing to " + digest + ")",
-                 "run `togo fsck`");
-  return {};
+/// A stored blob that is not what the catalog says it is.
+std::unexpected<Error> damaged(const std::string& why) {
+  return error(ErrorKind::kBadInput, "the stored blob is damaged (" + why + ")", "run `togo fsck`");
 }
 
 // The stored blob as libarchive reads it, hashed on the way.
@@ -117,10 +99,7 @@ Result<Upload> decompressed(store::Store& st, const store::LayerRecord& rec) {
     size += part.size();
   }
   if ("sha256:" + raw->hash.hex() != rec.digest || "sha256:" + tar.hex() != rec.diff_id)
-    return error(ErrorKind::kBadInput,
-                 "the stored blob is damaged (it does not hash to " + rec.digest + " or does not decompress to " +
-                     rec.diff_id + ")",
-                 "run `togo fsck`");
+    return damaged("it does not hash to " + rec.digest + " or does not decompress to " + rec.diff_id);
   return Upload{std::move(out), descriptor(std::string(oci::kMediaTypeLayer), rec.diff_id, size)};
 }
 
@@ -137,7 +116,11 @@ Result<Upload> prepare_layer(store::Store& st, Registry& reg, const store::Layer
   }
   if (TRY(reg.head_blob(rec.digest))) return Upload{Fd(), descriptor(rec.media_type, rec.digest, rec.blob_size)};
   Fd fd = TRY(sys::open_at(st.fd(), store::blob_path(rec.digest), O_RDONLY));
-  TRY(verify_blob(fd.get(), rec.digest, rec.blob_size));
+  // Its size is checked now, its digest as it is sent (send()).
+  struct stat sb;
+  if (::fstat(fd.get(), &sb) != 0) return sys_error(errno, "fstat " + store::blob_path(rec.digest));
+  if (static_cast<uint64_t>(sb.st_size) != rec.blob_size)
+    return damaged(std::to_string(sb.st_size) + " bytes, expected " + std::to_string(rec.blob_size));
   return Upload{std::move(fd), descriptor(rec.media_type, rec.digest, rec.blob_size)};
 }
 
@@ -152,8 +135,14 @@ Result<void> send(Registry& reg, const Upload& u, size_t index, size_t count, co
     return {};
   }
   emit(TransferEvent::Kind::kStart, 0);
-  bool sent = TRY(reg.push_blob(u.desc.digest, u.fd.get(), size,
-                                [&](uint64_t n) { emit(TransferEvent::Kind::kBytes, n); }));
+  std::string sent_digest;
+  auto pushed = reg.push_blob(u.desc.digest, u.fd.get(), size,
+                              [&](uint64_t n) { emit(TransferEvent::Kind::kBytes, n); }, &sent_digest);
+  // What push_blob read from the blob file is verified on the way: every
+  // blob is verified when it is read back.
+  if (!sent_digest.empty() && sent_digest != u.desc.digest)
+    return damaged(std::to_string(size) + " bytes hashing to " + sent_digest + ", expected " + u.desc.digest);
+  bool sent = TRY(std::move(pushed));
   if (sent) emit(TransferEvent::Kind::kDone, size);
   else emit(TransferEvent::Kind::kSkipped, 0, "already in the registry");
   return {};

@@ -15,8 +15,9 @@ struct PushOptions : TransferOptions {};
 
 /// Uploads the image called `image` to `ref` (under its tag, or its digest
 /// when it has no tag): each layer blob the repository lacks, byte for byte
-/// as stored and verified against its digest while it is read, then the
-/// config, then an OCI manifest. Blobs stored xz- or bzip2-compressed (no
+/// as stored and verified against its digest while it is read to be sent
+/// (read once; a damaged blob fails the push before any manifest names
+/// it), then the config, then an OCI manifest. Blobs stored xz- or bzip2-compressed (no
 /// OCI media type) are sent decompressed, as plain tar layers whose digest
 /// is their diff_id, which the image config already names. Returns the
 /// manifest's digest. Errors read "pushing <registry>/<repository>: ...".

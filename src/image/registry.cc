@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
 
 #include "base/fs.h"
@@ -312,7 +313,8 @@ struct Registry::Impl {
   Result<FetchedManifest> get_manifest(std::string_view r);
   Result<std::optional<uint64_t>> head_blob(std::string_view digest);
   Result<void> fetch_blob(std::string_view digest, std::optional<uint64_t> size, int fd, const Progress& progress);
-  Result<bool> push_blob(std::string_view digest, int fd, uint64_t size, const Progress& progress);
+  Result<bool> push_blob(std::string_view digest, int fd, uint64_t size, const Progress& progress,
+                         std::string* sent_digest);
   Result<std::string> put_manifest(std::string_view r, std::string_view bytes, std::string_view media_type);
 };
 
@@ -433,6 +435,12 @@ Result<FetchedManifest> Registry::Impl::get_manifest(std::string_view r) {
   out.digest = Sha256::digest_of(out.bytes);
   if (is_sha256_digest(r) && out.digest != r)
     return error(ErrorKind::kBadInput, what + ": digest mismatch (the registry sent " + out.digest + ")");
+  // Asked by tag, the registry's word on which document that is must hold
+  // too. Other algorithms than sha256 cannot be checked here.
+  const std::string* named = resp.headers.get("Docker-Content-Digest");
+  if (named && named->starts_with("sha256:") && *named != out.digest)
+    return error(ErrorKind::kBadInput, what + ": digest mismatch (the registry names it " +
+                                           shown(*named) + ", its bytes hash to " + out.digest + ")");
   if (const std::string* ct = resp.headers.get("Content-Type")) {
     std::string_view t = *ct;
     t = t.substr(0, t.find(';'));
@@ -454,8 +462,11 @@ Result<std::optional<uint64_t>> Registry::Impl::head_blob(std::string_view diges
   http::Response resp = TRY_CTX(call(std::move(req)), what);
   if (resp.status == 404) return std::nullopt;
   if (resp.status != 200) return fail(status_error(resp), what);
+  const std::string* cl = resp.headers.get("Content-Length");
   uint64_t size = 0;
-  if (const std::string* cl = resp.headers.get("Content-Length")) size = std::strtoull(cl->c_str(), nullptr, 10);
+  auto [end, ec] = cl ? std::from_chars(cl->data(), cl->data() + cl->size(), size) : std::from_chars_result{};
+  if (!cl || ec != std::errc() || end != cl->data() + cl->size())
+    return error(ErrorKind::kBadInput, what + ": the registry gave no valid size (Content-Length)");
   return size;
 }
 
@@ -555,7 +566,8 @@ Result<void> Registry::Impl::fetch_blob(std::string_view digest, std::optional<u
   return {};
 }
 
-Result<bool> Registry::Impl::push_blob(std::string_view digest, int fd, uint64_t size, const Progress& progress) {
+Result<bool> Registry::Impl::push_blob(std::string_view digest, int fd, uint64_t size, const Progress& progress,
+                                       std::string* sent_digest) {
   std::string what = "blob " + shown(digest);
   if (TRY(head_blob(digest))) return false;
   http::Request start = TRY_CTX(request("POST", repo_path("blobs/uploads/")), what);
@@ -572,9 +584,25 @@ Result<bool> Registry::Impl::push_blob(std::string_view digest, int fd, uint64_t
   put.headers.add("Content-Type", "application/octet-stream");
   put.file_body = http::FileBody{fd, 0, size};
   put.upload_progress = progress;
-  http::Response done = TRY_CTX(call(std::move(put)), what);
-  if (done.status != 201 && done.status != 204 && done.status != 200) return fail(status_error(done), what);
-  if (const std::string* d = done.headers.get("Docker-Content-Digest"); d && *d != digest)
+  // The bytes are hashed as they are read to be sent, so the file is read once.
+  auto hasher = std::make_unique<Sha256>();
+  uint64_t hashed = 0;
+  put.on_body_sent = [&](uint64_t offset, std::string_view part) {
+    if (offset == 0) {
+      hasher = std::make_unique<Sha256>();
+      hashed = 0;
+    }
+    hasher->update(part);
+    hashed += part.size();
+  };
+  auto done = call(std::move(put));
+  std::string sent = hashed == size ? "sha256:" + hasher->hex() : "";  // all of it went out
+  if (sent_digest) *sent_digest = sent;
+  if (!done) return fail(std::move(done.error()), what);
+  if (done->status != 201 && done->status != 204 && done->status != 200) return fail(status_error(*done), what);
+  if (!sent.empty() && sent != digest)  // and the registry did not check
+    return error(ErrorKind::kBadInput, what + ": the data sent hashes to " + sent);
+  if (const std::string* d = done->headers.get("Docker-Content-Digest"); d && *d != digest)
     return error(ErrorKind::kBadInput, what + ": the registry stored it as " + shown(*d));
   return true;
 }
@@ -629,8 +657,9 @@ Result<void> Registry::fetch_blob(std::string_view digest, std::optional<uint64_
   return in_context(impl_->fetch_blob(digest, size, fd, progress), impl_->context());
 }
 
-Result<bool> Registry::push_blob(std::string_view digest, int fd, uint64_t size, const Progress& progress) {
-  return in_context(impl_->push_blob(digest, fd, size, progress), impl_->context());
+Result<bool> Registry::push_blob(std::string_view digest, int fd, uint64_t size, const Progress& progress,
+                                 std::string* sent_digest) {
+  return in_context(impl_->push_blob(digest, fd, size, progress, sent_digest), impl_->context());
 }
 
 Result<std::string> Registry::put_manifest(std::string_view tag_or_digest, std::string_view bytes,

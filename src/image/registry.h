@@ -108,11 +108,13 @@ class Registry {
   Result<void> ping();
 
   /// The manifest or index called `tag_or_digest`, asked for as OCI or
-  /// Docker schema 2. When asked by digest, the bytes must hash to it
-  /// (kBadInput "manifest sha256:...: digest mismatch ..."). At most 4 MiB.
+  /// Docker schema 2. When asked by digest, the bytes must hash to it, and
+  /// to the sha256 digest the registry names in Docker-Content-Digest when
+  /// it sends one (kBadInput "manifest v1: digest mismatch ..."). At most 4 MiB.
   Result<FetchedManifest> get_manifest(std::string_view tag_or_digest);
 
-  /// The size of a blob if the repository has it, nullopt if not.
+  /// The size of a blob if the repository has it (kBadInput if the answer
+  /// gives no valid Content-Length), nullopt if not.
   Result<std::optional<uint64_t>> head_blob(std::string_view digest);
 
   /// Downloads blob `digest` (of `size` bytes, when known) into `fd`, a
@@ -128,8 +130,14 @@ class Registry {
 
   /// Uploads `size` bytes of `fd` (from offset 0) as blob `digest`, unless
   /// the repository has it already. True if it was uploaded, false if it
-  /// was there.
-  Result<bool> push_blob(std::string_view digest, int fd, uint64_t size, const Progress& progress = {});
+  /// was there. The bytes are hashed as they are sent (`fd` is read once):
+  /// if they do not hash to `digest`, a registry that verifies refuses them
+  /// (its error is returned), and one that accepts them gets kBadInput
+  /// "blob sha256:...: the data sent hashes to sha256:...". `sent_digest`,
+  /// if given, receives the digest of the bytes sent once all of them were,
+  /// whatever the answer.
+  Result<bool> push_blob(std::string_view digest, int fd, uint64_t size, const Progress& progress = {},
+                         std::string* sent_digest = nullptr);
 
   /// Stores a manifest or index under `tag_or_digest`; returns its digest.
   Result<std::string> put_manifest(std::string_view tag_or_digest, std::string_view bytes,

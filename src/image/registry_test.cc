@@ -2,18 +2,13 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "base/fd.h"
@@ -21,9 +16,9 @@
 #include "base/json.h"
 #include "base/sha256.h"
 #include "base/sys.h"
-
-// The unit test binary compiles only src/*/*_test.cc; the registry fixture
-// is shared with the integration tests, so it is compiled here as well.
+#include "image/http_test_util.h"
+// The local-registry fixture of the integration tests (CMakeLists.txt adds
+// registry_fixture.cc to the unit test binary as well).
 #include "registry_fixture.h"
 
 namespace togo::image {
@@ -158,87 +153,27 @@ TEST(RegistryErrorMessage, ReadsTheErrorsDocument) {
 }
 
 // ---------------------------------------------------------------------------
-// A scripted registry: one thread, one connection at a time; the handler
-// gets each request (head and body) and returns the raw answer, after which
-// the connection is closed if the answer says "Connection: close".
+// A scripted registry on the HTTP client's test server: the handler gets
+// each request (head and body) and returns the raw answer, after which the
+// connection is closed if the answer says "Connection: close".
 
 class FakeRegistry {
  public:
   using Handler = std::function<std::string(const std::string& request)>;
 
-  explicit FakeRegistry(Handler h) : handler_(std::move(h)) {
-    listen_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    struct sockaddr_in a = {};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listen_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(listen_.get(), reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    ::listen(listen_.get(), 8);
-    int p[2];
-    EXPECT_EQ(::pipe2(p, O_CLOEXEC), 0);
-    stop_r_.reset(p[0]);
-    stop_w_.reset(p[1]);
-    thread_ = std::thread([this] { serve(); });
-  }
-  ~FakeRegistry() {
-    EXPECT_EQ(::write(stop_w_.get(), "x", 1), 1);
-    thread_.join();
-  }
+  explicit FakeRegistry(Handler h)
+      : server_([h = std::move(h)](const http::ServerConn& c, const std::string& req) {
+          std::string answer = h(req);
+          c.write(answer);
+          return answer.find("\r\nConnection: close\r\n") == std::string::npos;
+        }) {}
 
-  std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string host() const { return "127.0.0.1:" + std::to_string(server_.port()); }
   Reference ref(const std::string& tag = "v1") const { return *parse_reference(host() + "/test/img:" + tag); }
-  std::vector<std::string> requests() {
-    std::lock_guard l(mu_);
-    return requests_;
-  }
+  std::vector<std::string> requests() { return server_.requests(); }
 
  private:
-  void serve() {
-    for (;;) {
-      struct pollfd p[2] = {{listen_.get(), POLLIN, 0}, {stop_r_.get(), POLLIN, 0}};
-      if (::poll(p, 2, -1) < 0 || p[1].revents) return;
-      Fd c(::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-      struct timeval tv = {5, 0};
-      ::setsockopt(c.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-      std::string buf;
-      char tmp[4096];
-      for (bool open = true; open;) {
-        size_t end;
-        while (open && (end = buf.find("\r\n\r\n")) == std::string::npos) {
-          ssize_t n = ::recv(c.get(), tmp, sizeof tmp, 0);
-          if (n <= 0) open = false;
-          else buf.append(tmp, static_cast<size_t>(n));
-        }
-        if (!open) break;
-        size_t want = end + 4;
-        if (auto cl = buf.substr(0, end).find("Content-Length: "); cl != std::string::npos)
-          want += std::stoul(buf.substr(cl + 16));
-        while (buf.size() < want) {
-          ssize_t n = ::recv(c.get(), tmp, sizeof tmp, 0);
-          if (n <= 0) break;
-          buf.append(tmp, static_cast<size_t>(n));
-        }
-        std::string req = buf.substr(0, want);
-        buf.erase(0, std::min(want, buf.size()));
-        {
-          std::lock_guard l(mu_);
-          requests_.push_back(req);
-        }
-        std::string answer = handler_(req);
-        ::send(c.get(), answer.data(), answer.size(), MSG_NOSIGNAL);
-        if (answer.find("\r\nConnection: close\r\n") != std::string::npos) open = false;
-      }
-    }
-  }
-
-  Handler handler_;
-  Fd listen_, stop_r_, stop_w_;
-  uint16_t port_ = 0;
-  std::thread thread_;
-  std::mutex mu_;
-  std::vector<std::string> requests_;
+  http::TestServer server_;
 };
 
 std::string answer(int status, const std::string& body, const std::string& extra = "") {
@@ -384,6 +319,50 @@ TEST(RegistryVerify, AManifestMustMatchTheDigestAskedFor) {
   EXPECT_EQ(m->media_type, "application/vnd.oci.image.index.v1+json");
 }
 
+TEST(RegistryVerify, AManifestByTagMustMatchTheDigestTheRegistryNames) {
+  std::string doc = R"({"mediaType":"application/vnd.oci.image.manifest.v1+json"})";
+  std::string named = Sha256::digest_of(doc);
+  FakeRegistry fake([&](const std::string& req) {
+    if (starts(req, "GET /v2/ ")) return answer(200, "{}");
+    return answer(200, doc, "Docker-Content-Digest: " + named + "\r\n");
+  });
+  Registry reg(fake.ref());
+  auto m = reg.get_manifest("v1");
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(m->digest, named);
+
+  named = Sha256::digest_of("the document the tag should name");
+  m = reg.get_manifest("v1");
+  ASSERT_FALSE(m);
+  EXPECT_EQ(m.error().kind, ErrorKind::kBadInput);
+  EXPECT_EQ(m.error().message, "pulling " + fake.host() +
+                                   "/test/img: manifest v1: digest mismatch (the registry names it " +
+                                   named + ", its bytes hash to " + Sha256::digest_of(doc) + ")");
+
+  named = "sha512:0123";  // an algorithm togo does not check
+  m = reg.get_manifest("v1");
+  ASSERT_TRUE(m) << m.error().message;
+}
+
+TEST(RegistryVerify, ABlobSizeMustBeANumber) {
+  std::string length = "12";
+  FakeRegistry fake([&](const std::string& req) {
+    if (starts(req, "GET /v2/ ")) return answer(200, "{}");
+    return "HTTP/1.1 200 OK\r\nContent-Length: " + length + "\r\n\r\n";
+  });
+  Registry reg(fake.ref());
+  std::string digest = Sha256::digest_of("twelve bytes");
+  auto h = reg.head_blob(digest);
+  ASSERT_TRUE(h) << h.error().message;
+  EXPECT_EQ(*h, std::optional<uint64_t>(12));
+  length = "12abc";
+  h = reg.head_blob(digest);
+  ASSERT_FALSE(h);
+  EXPECT_EQ(h.error().kind, ErrorKind::kBadInput);
+  EXPECT_NE(h.error().message.find("blob " + digest + ": the registry gave no valid size"), std::string::npos)
+      << h.error().message;
+}
+
 TEST(RegistryVerify, ABlobMustMatchItsDigest) {
   std::string good = "good content";
   FakeRegistry fake([](const std::string& req) {
@@ -406,6 +385,50 @@ TEST(RegistryVerify, ABlobMustMatchItsDigest) {
   r = reg.fetch_blob("md5:abc", std::nullopt, f.fd.get());
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind, ErrorKind::kBadInput);
+}
+
+TEST(RegistryVerify, APushedBlobIsHashedAsItIsSent) {
+  bool registry_checks = false;
+  FakeRegistry fake([&](const std::string& req) {
+    if (starts(req, "GET /v2/ ")) return answer(200, "{}");
+    if (starts(req, "HEAD ")) return answer(404, "");
+    if (starts(req, "POST ")) return answer(202, "", "Location: /upload/1\r\n");
+    if (registry_checks) return answer(400, R"({"errors":[{"code":"DIGEST_INVALID","message":"digest invalid"}]})");
+    return answer(201, "");
+  });
+  RegistryOptions o;
+  o.push = true;
+  Registry reg(fake.ref(), o);
+  TempFile f;
+  f.write("the bytes on disk");
+  std::string right = Sha256::digest_of("the bytes on disk");
+  std::string sent;
+  auto r = reg.push_blob(right, f.fd.get(), 17, {}, &sent);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_TRUE(*r);
+  EXPECT_EQ(sent, right);
+
+  // A registry that does not check accepts anything: push_blob does not.
+  std::string wrong = Sha256::digest_of("the bytes the catalog names");
+  sent.clear();
+  r = reg.push_blob(wrong, f.fd.get(), 17, {}, &sent);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, ErrorKind::kBadInput);
+  EXPECT_EQ(r.error().message,
+            "pushing " + fake.host() + "/test/img: blob " + wrong + ": the data sent hashes to " + right);
+  EXPECT_EQ(sent, right);
+
+  // One that checks says so, and the caller still learns what was sent.
+  registry_checks = true;
+  sent.clear();
+  r = reg.push_blob(wrong, f.fd.get(), 17, {}, &sent);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find(": 400 digest invalid"), std::string::npos) << r.error().message;
+  EXPECT_EQ(sent, right);
+  auto reqs = fake.requests();
+  ASSERT_FALSE(reqs.empty());
+  EXPECT_TRUE(starts(reqs.back(), "PUT /upload/1?digest=sha256%3A" + wrong.substr(7) + " ")) << reqs.back();
+  EXPECT_EQ(reqs.back().substr(reqs.back().size() - 17), "the bytes on disk");
 }
 
 TEST(RegistryResume, ContinuesWithARangeAndRestartsWhenItIsIgnored) {
@@ -465,6 +488,8 @@ TEST(RegistryResume, RetriesATransferCutShort) {
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_TRUE(f.content() == blob);
   EXPECT_EQ(gets, 2);
+  EXPECT_NE(fake.requests().back().find("\r\nRange: bytes=100000-\r\n"), std::string::npos)
+      << "the retry asks for the rest only";
 }
 
 // ---------------------------------------------------------------------------

@@ -5,7 +5,9 @@
       Serves one tiny image (one uncompressed layer holding /hello) as any
       repository's tag v1, on 127.0.0.1 at a free port, spoiled as SCENARIO
       says: good, digest-mismatch, truncated, wrong-media-type, no-platform,
-      garbage, stall, bad-diff-id. Two scenarios are odd but valid: bearer
+      garbage, stall, bad-diff-id, wrong-content-digest (tag v1 answers with
+      a Docker-Content-Digest that is not its manifest's). Two scenarios are
+      odd but valid: bearer
       (anonymous token auth, as Docker Hub does) and dup-layers (the same
       layer twice in one image).
 
@@ -13,7 +15,9 @@
       Forwards GET and HEAD requests to 127.0.0.1:UPSTREAM_PORT, sending
       response bodies at RATE bytes per second per connection (0: as fast as
       it can), and appends one line per request to LOG:
-      "<method> <path> range=<Range header or -> status=<n> bytes=<body bytes sent>".
+      "<method> <path> range=<Range header or -> status=<n> bytes=<body bytes sent>
+      start=<s> end=<s>", the times (CLOCK_MONOTONIC, in seconds) it began
+      and finished answering.
 
 Both print "port <n>" and then "ready" on stdout once they listen.
 """
@@ -139,7 +143,10 @@ def serve(scenario):
                 doc = tag if ref == "v1" else manifests.get(ref)
                 if not doc:
                     return self.answer(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}')
-                return self.answer(200, doc[0], doc[1], {"Docker-Content-Digest": digest(doc[0])})
+                named = digest(doc[0])
+                if scenario == "wrong-content-digest" and ref == "v1":
+                    named = digest(b"another manifest")
+                return self.answer(200, doc[0], doc[1], {"Docker-Content-Digest": named})
             if "/blobs/" in path:
                 d = path.rsplit("/", 1)[1]
                 data = blobs.get(d)
@@ -183,15 +190,17 @@ def proxy(upstream_port, rate, log_path):
         def log_message(self, fmt, *args):
             pass
 
-        def record(self, status, sent):
+        def record(self, status, sent, start):
             with log_lock, open(log_path, "a") as f:
-                f.write("%s %s range=%s status=%d bytes=%d\n" % (
-                    self.command, self.path, self.headers.get("Range", "-"), status, sent))
+                f.write("%s %s range=%s status=%d bytes=%d start=%.3f end=%.3f\n" % (
+                    self.command, self.path, self.headers.get("Range", "-"), status, sent, start,
+                    time.monotonic()))
 
         def do_HEAD(self):
             self.do_GET()
 
         def do_GET(self):
+            began = time.monotonic()
             up = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=60)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
             up.request(self.command, self.path, headers=headers)
@@ -230,7 +239,7 @@ def proxy(upstream_port, rate, log_path):
             except OSError:
                 self.close_connection = True
             finally:
-                self.record(resp.status, sent)
+                self.record(resp.status, sent, began)
                 up.close()
 
     run(Server(("127.0.0.1", 0), Handler))

@@ -199,11 +199,7 @@ class PullTest : public TogoTest {
   void publish(const std::string& name, const std::function<std::string(Layout&)>& make, bool all = false) {
     if (published_.count(name)) return;
     Layout layout(work_->sub(name));
-    std::string src = make(layout);
-    std::vector<std::string> argv = {"skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false"};
-    if (all) argv.push_back("--all");
-    argv.insert(argv.end(), {src, "docker://" + reg() + "/test/" + name + ":v1"});
-    ToolResult r = run_tool(argv, 300);
+    ToolResult r = skopeo_copy(make(layout), "docker://" + reg() + "/test/" + name + ":v1", "", all);
     ASSERT_EQ(r.status, 0) << r.out << r.err;
     published_.insert(name);
   }
@@ -235,9 +231,13 @@ class PullTest : public TogoTest {
 
   /// The manifest the registry holds for `repo_tag`.
   std::string raw_manifest(const std::string& repo_tag) {
-    ToolResult r = run_tool({"skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + reg() + "/" + repo_tag});
+    ToolResult r = inspect_raw(repo_tag);
     EXPECT_EQ(r.status, 0) << r.err;
     return r.out;
+  }
+  /// `skopeo inspect --raw` of `repo_tag` in the suite's registry.
+  ToolResult inspect_raw(const std::string& repo_tag) {
+    return run_tool({"skopeo", "inspect", "--raw", "--tls-verify=false", "docker://" + reg() + "/" + repo_tag});
   }
 
   /// A file of an image in the store, looked up layer by layer from the top.
@@ -416,6 +416,35 @@ TEST_P(PullTest, AnInterruptedPullResumesWithoutFetchingFinishedLayersAgain) {
   EXPECT_EQ(partials(), std::vector<std::string>{});
 }
 
+TEST_P(PullTest, LayersDownloadInParallel) {
+  ASSERT_NO_FATAL_FAILURE(publish("pair", [&](Layout& l) {
+    make_tar(sub("a.tar"), "import os\nfile('a.bin', os.urandom(5 << 20))");
+    make_tar(sub("b.tar"), "import os\nfile('b.bin', os.urandom(5 << 20))");
+    auto a = l.put(read_file(sub("a.tar")).value_or(""), Layout::kLayer);
+    auto b = l.put(read_file(sub("b.tar")).value_or(""), Layout::kLayer);
+    return l.tag(l.image({a, b}, "amd64"), "v1");
+  }));
+  auto layers = manifest_layers(raw_manifest("test/pair:v1"));
+  ASSERT_EQ(layers.size(), 2u);
+  // 5 MB/s per connection: each layer takes about a second.
+  std::string log = sub("proxy.log");
+  FakeServer proxy({"proxy", std::to_string(registry_->port()), "5000000", log});
+  ASSERT_FALSE(proxy.port.empty()) << proxy.proc.err();
+  RunResult r = tgx({"image", "pull", proxy.host() + "/test/pair:v1", "--name", "pair"});
+  ASSERT_EQ(r.status, 0) << describe(r);
+  // When each layer's download began and ended, from the proxy's log.
+  std::vector<std::pair<double, double>> spans;
+  for (auto& [digest, size] : layers) {
+    auto gets = blob_gets(log, digest);
+    ASSERT_EQ(gets.size(), 1u) << read_file(log).value_or("");
+    auto start = gets[0].find(" start="), end = gets[0].find(" end=");
+    ASSERT_NE(end, std::string::npos) << gets[0];
+    spans.emplace_back(std::stod(gets[0].substr(start + 7)), std::stod(gets[0].substr(end + 5)));
+  }
+  EXPECT_LT(std::max(spans[0].first, spans[1].first), std::min(spans[0].second, spans[1].second))
+      << "the layers were downloaded one after the other\n" << read_file(log).value_or("");
+}
+
 TEST_P(PullTest, TwoPullsOfOneImageDownloadItOnce) {
   ASSERT_NO_FATAL_FAILURE(publish_big());
   auto layers = manifest_layers(raw_manifest("test/big:v1"));
@@ -531,7 +560,8 @@ TEST_P(PullTest, PushedImagesReadBackWithSkopeoAndPullIntoAnotherStore) {
   RunResult nothing = tgx({"image", "push", "no-such-image", ref});
   EXPECT_TRUE(error_line(nothing, 3, {"image no-such-image: no such image"}));
 
-  // A stored blob that rotted is caught while it is read, before it is sent.
+  // A stored blob that rotted is caught while it is read to be sent, and
+  // no manifest names it.
   auto blobs = list_dir(store() + "/blobs/sha256");
   ASSERT_EQ(blobs.size(), 1u);
   std::string blob = store() + "/blobs/sha256/" + blobs[0];
@@ -543,6 +573,13 @@ TEST_P(PullTest, PushedImagesReadBackWithSkopeoAndPullIntoAnotherStore) {
   RunResult rotten = tgx({"image", "push", "local", reg() + "/test/rotten:v1"});
   EXPECT_TRUE(error_line(rotten, 5, {"image push: layer 1/1 of local: the stored blob is damaged"}));
   EXPECT_NE(rotten.err.find("togo: hint: run `togo fsck`"), std::string::npos) << rotten.err;
+  EXPECT_NE(inspect_raw("test/rotten:v1").status, 0) << "a manifest names the rotten blob";
+  // Cut short, it is caught before anything is sent.
+  bytes.resize(bytes.size() / 2);
+  write_file(blob, bytes);
+  RunResult cut = tgx({"image", "push", "local", reg() + "/test/rotten:v1"});
+  EXPECT_TRUE(error_line(cut, 5, {"image push: layer 1/1 of local: the stored blob is damaged (" +
+                                  std::to_string(bytes.size()) + " bytes, expected "}));
 }
 
 TEST_P(PullTest, AnXzLayerIsPushedUncompressed) {
@@ -578,6 +615,7 @@ TEST_P(PullTest, BadInputIsOneErrorAndChangesNothing) {
       {"garbage", 5, {"answer from 127.0.0.1:"}},
       {"stall", 1, {"layer 1/1", "timed out after 2 s"}},
       {"bad-diff-id", 5, {"layer 1/1", "uncompressed content hashes to sha256:"}},
+      {"wrong-content-digest", 5, {"manifest v1: digest mismatch (the registry names it sha256:"}},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.scenario);

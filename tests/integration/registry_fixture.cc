@@ -35,7 +35,6 @@ std::string temp_root() {
   return t && *t ? t : "/tmp";
 }
 
-
 /// True once something on the port answers GET /v2/ with an HTTP status.
 bool answers_http(uint16_t port) {
   Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -265,15 +264,16 @@ ToolResult run_tool(const std::vector<std::string>& argv, int timeout_s) {
   return r;
 }
 
-ToolResult skopeo_copy(const std::string& src, const std::string& dest, const std::string& creds) {
+ToolResult skopeo_copy(const std::string& src, const std::string& dest, const std::string& creds, bool all) {
   std::vector<std::string> argv = {"skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false"};
   if (!creds.empty()) {
     argv.push_back("--dest-creds");
     argv.push_back(creds);
   }
+  if (all) argv.push_back("--all");
   argv.push_back(src);
   argv.push_back(dest);
-  return run_tool(argv);
+  return run_tool(argv, 300);
 }
 
 TestImage make_oci_layout(const std::string& dir, const std::string& tag,

@@ -4,9 +4,9 @@
 // layouts made on the spot and copied into it with skopeo.
 //
 // Self-contained (POSIX, libc and togo_base only, no gtest, no harness.h)
-// so that both test binaries can use it: the integration tests compile it,
-// and src/image/registry_test.cc includes the .cc because the unit test
-// binary globs only src/*/*_test.cc.
+// so that both test binaries can use it: CMakeLists.txt compiles
+// registry_fixture.cc into the unit test binary too, for
+// src/image/registry_test.cc.
 #pragma once
 
 #include <sys/types.h>
@@ -79,9 +79,11 @@ struct ToolResult {
 /// `timeout_s` seconds.
 ToolResult run_tool(const std::vector<std::string>& argv, int timeout_s = 120);
 
-/// `skopeo copy --dest-tls-verify=false [--dest-creds creds] src dest`,
-/// e.g. src "oci:/tmp/x/layout:v1", dest "docker://127.0.0.1:5000/test/img:v1".
-ToolResult skopeo_copy(const std::string& src, const std::string& dest, const std::string& creds = "");
+/// `skopeo copy --dest-tls-verify=false [--dest-creds creds] [--all] src dest`,
+/// e.g. src "oci:/tmp/x/layout:v1", dest "docker://127.0.0.1:5000/test/img:v1";
+/// `all` copies every image of an index, not only this host's.
+ToolResult skopeo_copy(const std::string& src, const std::string& dest, const std::string& creds = "",
+                       bool all = false);
 
 /// An OCI image layout written by make_oci_layout().
 struct TestImage {
