@@ -25,25 +25,12 @@
 # Run as root (tar keeps owners; togo imports with owners).
 set -euo pipefail
 
-die() { echo "export.sh: $*" >&2; exit 1; }
-q() { printf '%q' "$1"; }
-
-build=${1:-build}
-togo=$(realpath "$build/togo" 2>/dev/null) || die "$build/togo is missing (run scripts/build)"
-command -v hyperfine >/dev/null || die "hyperfine is missing (scripts/setup installs it)"
-command -v zstd >/dev/null || die "zstd is missing"
-[ "$(id -u)" = 0 ] || die "run as root: tar -x and togo both keep owners then"
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/togo-bench-export-XXXXXX")
-cleanup() { [ "${KEEP:-}" = 1 ] && echo "kept $work" || rm -rf "$work"; }
-trap cleanup EXIT
-
-tarball=${ROOTFS:-}
-if [ -z "$tarball" ]; then
-  echo "building a Debian rootfs tarball with mmdebstrap (about a minute)..." >&2
-  mmdebstrap --variant=minbase --quiet bookworm "$work/rootfs.tar" || die "mmdebstrap failed"
-  tarball=$work/rootfs.tar
-fi
+BENCH=export.sh
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_root
+bench_start "${1:-build}" hyperfine zstd
+debian_rootfs
 
 echo "preparing the env and the tree..." >&2
 "$togo" --store "$work/s" image import "$tarball" --name deb >/dev/null

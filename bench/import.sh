@@ -17,24 +17,12 @@
 # Run as root (tar keeps owners; togo imports with owners).
 set -euo pipefail
 
-die() { echo "import.sh: $*" >&2; exit 1; }
-q() { printf '%q' "$1"; }
-
-build=${1:-build}
-togo=$(realpath "$build/togo" 2>/dev/null) || die "$build/togo is missing (run scripts/build)"
-command -v hyperfine >/dev/null || die "hyperfine is missing (scripts/setup installs it)"
-[ "$(id -u)" = 0 ] || die "run as root: tar -x and togo both keep owners then"
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/togo-bench-import-XXXXXX")
-cleanup() { [ "${KEEP:-}" = 1 ] && echo "kept $work" || rm -rf "$work"; }
-trap cleanup EXIT
-
-tarball=${ROOTFS:-}
-if [ -z "$tarball" ]; then
-  echo "building a Debian rootfs tarball with mmdebstrap (about a minute)..." >&2
-  mmdebstrap --variant=minbase --quiet bookworm "$work/rootfs.tar" || die "mmdebstrap failed"
-  tarball=$work/rootfs.tar
-fi
+BENCH=import.sh
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_root
+bench_start "${1:-build}" hyperfine zstd
+debian_rootfs
 size=$(stat -c %s "$tarball")
 ((size >= 100 * 1024 * 1024)) || echo "note: the tarball is only $((size >> 20)) MiB" >&2
 zstd -q -T0 -3 -c "$tarball" >"$work/rootfs.tar.zst"

@@ -10,10 +10,10 @@
 #include <cstring>
 #include <utility>
 
-#include "base/fs.h"
 #include "base/sys.h"
 #include "cli/commands.h"
 #include "cli/env_access.h"
+#include "cli/output_file.h"
 #include "image/commit.h"
 #include "image/image_export.h"
 #include "runtime/idmap_apply.h"
@@ -149,30 +149,6 @@ std::unexpected<Error> no_such_image(const std::string& name) {
                "`togo image ls` lists the images in this store");
 }
 
-// Writes the archive to FILE through a temporary name beside it, renamed
-// over FILE only once it is whole and durable.
-Result<void> export_to_file(store::Store& st, const store::ImageRecord& img,
-                            const std::string& path, const image::ExportOptions& opts) {
-  size_t slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
-  if (base.empty() || base == "." || base == "..")
-    return error(ErrorKind::kUsage, path + ": not a file name");
-  Fd dirfd = TRY_CTX(sys::open_at(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY), path);
-  if (auto st = sys::stat_at(dirfd.get(), base, AT_SYMLINK_NOFOLLOW); st && S_ISDIR(st->st_mode))
-    return error(ErrorKind::kUsage, path + ": is a directory", "give the archive's file name");
-  std::string tmp = fs::temp_name("." + base + ".togo-");
-  Fd out = TRY_CTX(sys::open_at(dirfd.get(), tmp, O_WRONLY | O_CREAT | O_EXCL, 0644), path);
-  auto work = [&]() -> Result<void> {
-    TRY(image::export_image(st, img, out.get(), opts));
-    TRY(sys::fsync(out.get(), path));
-    TRY_CTX(sys::rename_at(dirfd.get(), tmp, dirfd.get(), base), path);
-    return fs::sync_dir(dirfd.get(), dir);
-  }();
-  if (!work) (void)sys::unlink_at(dirfd.get(), tmp);
-  return work;
-}
-
 }  // namespace
 
 Result<int> cmd_commit(Context& c) {
@@ -239,10 +215,13 @@ Result<int> cmd_image_export(Context& c) {
   if (!st) return no_such_image(name);
   auto img = TRY(st->catalog().find_image(name));
   if (!img) return no_such_image(name);
-  if (path == "-")
+  if (path == "-") {
     TRY_CTX(image::export_image(*st, *img, STDOUT_FILENO, opts), what);
-  else
-    TRY_CTX(export_to_file(*st, *img, path, opts), what);
+    return 0;
+  }
+  OutputFile file = TRY_CTX(OutputFile::open(path, 0644), what);
+  TRY_CTX(image::export_image(*st, *img, file.fd(), opts), what);
+  TRY_CTX(file.commit(), what);
   return 0;
 }
 

@@ -13,6 +13,7 @@
 #include "base/sys.h"
 #include "cli/commands.h"
 #include "cli/env_access.h"
+#include "cli/output_file.h"
 #include "cli/settings.h"
 #include "image/env_archive.h"
 #include "runtime/idmap_apply.h"
@@ -85,48 +86,6 @@ Result<void> enter_env_ids(const runtime::IdentityPlan& id) {
   return {};
 }
 
-// FILE, written under a temporary name beside it and renamed over it only
-// once whole and durable. Private (0600): an env's files may hold secrets.
-class OutputFile {
- public:
-  static Result<OutputFile> open(const std::string& path) {
-    OutputFile f;
-    size_t slash = path.rfind('/');
-    f.dir_name_ = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-    f.base_ = slash == std::string::npos ? path : path.substr(slash + 1);
-    if (f.base_.empty() || f.base_ == "." || f.base_ == "..")
-      return error(ErrorKind::kUsage, path + ": not a file name");
-    f.dir_ = TRY_CTX(sys::open_at(AT_FDCWD, f.dir_name_, O_RDONLY | O_DIRECTORY), path);
-    f.tmp_ = fs::temp_name("." + f.base_ + ".togo-");
-    f.fd_ = TRY_CTX(
-        sys::open_at(f.dir_.get(), f.tmp_, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600), path);
-    return f;
-  }
-  OutputFile(OutputFile&& o) noexcept
-      : dir_(std::move(o.dir_)),
-        fd_(std::move(o.fd_)),
-        dir_name_(std::move(o.dir_name_)),
-        base_(std::move(o.base_)),
-        tmp_(std::exchange(o.tmp_, {})) {}
-  ~OutputFile() {
-    if (!tmp_.empty()) (void)sys::unlink_at(dir_.get(), tmp_);
-  }
-
-  int fd() const { return fd_.get(); }
-
-  Result<void> commit() {
-    TRY(sys::fsync(fd_.get(), base_));
-    TRY(sys::rename_at(dir_.get(), tmp_, dir_.get(), base_));
-    tmp_.clear();
-    return fs::sync_dir(dir_.get(), dir_name_);
-  }
-
- private:
-  OutputFile() = default;
-  Fd dir_, fd_;
-  std::string dir_name_, base_, tmp_;
-};
-
 }  // namespace
 
 Result<int> cmd_export(Context& c) {
@@ -144,11 +103,13 @@ Result<int> cmd_export(Context& c) {
   EnvAccess e = TRY(open_env(c, name));
   Fd held = TRY_CTX(hold_stopped(e), what);
   store::EnvPaths p = store::env_paths(e.env.id);
-  Fd tree = TRY_CTX(sys::open_at(e.store.fd(), e.env.rootfs == "copy" ? p.rootfs : p.upper,
-                                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW),
-                    what);
+  // SECURITY: beneath the store, no symlink followed; pack() walks it by
+  // directory fds from there.
+  Fd tree = TRY_CTX(
+      sys::open_dir_beneath(e.store.fd(), e.env.rootfs == "copy" ? p.rootfs : p.upper), what);
+  // Private (0600): an env's files may hold secrets.
   std::optional<OutputFile> file;
-  if (path != "-") file.emplace(TRY_CTX(OutputFile::open(path), what));
+  if (path != "-") file.emplace(TRY_CTX(OutputFile::open(path, 0600), what));
   TRY_CTX(enter_env_ids(e.identity), what);
   TRY_CTX(
       image::write_env_archive(e.store, e.env, tree.get(), file ? file->fd() : STDOUT_FILENO, opts),

@@ -1,17 +1,21 @@
 // The new layer of a commit: packed by a child (write_env_layer), read here
-// from a pipe, compressed and hashed twice in one pass, then staged like any
-// imported layer, which unpacks it and checks both hashes again.
+// from a pipe, compressed and hashed twice in one pass, and streamed into
+// stage_layer like any imported layer, which keeps the blob, unpacks it and
+// takes both hashes again.
 #include "image/commit.h"
 
 #include <archive.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 
 #include <algorithm>
 #include <cstring>
 #include <ctime>
-#include <limits>
 #include <memory>
+#include <optional>
+#include <thread>
 
 #include "base/fs.h"
 #include "base/json.h"
@@ -91,8 +95,8 @@ struct Compressed {
   std::string diff_id;  // of the tar as read
 };
 
-// Reads the tar from `in` to its end, writing it compressed to `out`.
-Result<Compressed> compress(int in, int out, LayerCompression kind) {
+// Reads the tar from `in` to its end, giving it compressed to `out`.
+Result<Compressed> compress(int in, LayerCompression kind, const Emit& out) {
   Compressor c(kind);
   TRY(c.start());
   Sha256 tar_hash, blob_hash;
@@ -100,7 +104,7 @@ Result<Compressed> compress(int in, int out, LayerCompression kind) {
   Emit emit = [&](const char* p, size_t n) -> Result<void> {
     blob_hash.update(p, n);
     r.size += n;
-    return sys::write_all(out, std::string_view(p, n), "writing the layer blob");
+    return out(p, n);
   };
   std::vector<char> buf(kChunk);
   for (;;) {
@@ -114,6 +118,52 @@ Result<Compressed> compress(int in, int out, LayerCompression kind) {
   r.digest = "sha256:" + blob_hash.hex();
   r.diff_id = "sha256:" + tar_hash.hex();
   return r;
+}
+
+// To a socket whose reader may stop early: EPIPE, not SIGPIPE.
+Result<void> send_all(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    ssize_t sent = ::send(fd, p, n, MSG_NOSIGNAL);
+    if (sent < 0 && errno == EINTR) continue;
+    if (sent < 0) return sys_error(errno, "writing the layer blob");
+    p += sent;
+    n -= static_cast<size_t>(sent);
+  }
+  return {};
+}
+
+// Compresses the tar from `in` and stages the blob as layer `n` of `stage`:
+// a second thread compresses into a socket pair, stage_layer keeps the blob
+// and unpacks it from the other end, so the blob is written once. Both of
+// its hashes are taken on each side and must agree.
+Result<StagedLayer> stage_new_layer(store::Store& st, const std::string& stage, int n, int in,
+                                    const CommitOptions& opts) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    return sys_error(errno, "socketpair");
+  Fd rd(sv[0]), wr(sv[1]);
+  std::optional<Result<Compressed>> c;
+  std::thread pump([&] {
+    c = compress(in, opts.compression,
+                 [&](const char* p, size_t len) { return send_all(wr.get(), p, len); });
+    wr.reset();  // the end of the blob
+  });
+  // The layer is ours, not a stranger's: no limits against bombs (a file
+  // of zeros compresses far past any ratio they allow).
+  LayerExpect expect{"", -1, "", "the new layer"};
+  auto staged = stage_layer(st, stage, n, rd.get(), expect, opts.notice, LayerLimits::none());
+  rd.reset();  // a compressor still writing gets EPIPE
+  pump.join();
+  // EPIPE: stage_layer stopped first, and has its own reason.
+  if (!*c && c->error().err != EPIPE) return std::unexpected(std::move(c->error()));
+  StagedLayer layer = TRY(std::move(staged));
+  if (!*c) return std::unexpected(std::move(c->error()));
+  if (layer.record.digest != (*c)->digest || layer.record.blob_size != (*c)->size ||
+      layer.record.diff_id != (*c)->diff_id)
+    return error("the new layer: what was compressed (" + (*c)->digest + ", tar " + (*c)->diff_id +
+                 ") is not what was stored (" + layer.record.digest + ", tar " +
+                 layer.record.diff_id + ")");
+  return layer;
 }
 
 std::string upper(std::string_view s) {
@@ -207,25 +257,11 @@ Result<store::ImageRecord> commit_env(store::Store& st, const store::EnvRecord& 
         base_diff_ids.push_back(rec->diff_id);
         image.layers.push_back({*rec, true});
       }
-    std::string blob_name = stage + "/commit.blob";
-    Compressed c;
-    {
-      Fd out = TRY(sys::open_at(st.fd(), blob_name, O_WRONLY | O_CREAT | O_EXCL, 0600));
-      c = TRY(compress(tar, out.get(), opts.compression));
-    }
-    // The layer is ours, not a stranger's: no limits against bombs (a file
-    // of zeros compresses far past any ratio they allow).
-    LayerLimits own{std::numeric_limits<uint64_t>::max(), std::numeric_limits<uint64_t>::max(),
-                    std::numeric_limits<uint64_t>::max()};
-    {
-      Fd in = TRY(sys::open_at(st.fd(), blob_name, O_RDONLY));
-      LayerExpect expect{c.digest, static_cast<int64_t>(c.size), c.diff_id, "the new layer"};
-      image.layers.push_back(TRY(stage_layer(st, stage, static_cast<int>(image.layers.size()),
-                                             in.get(), expect, opts.notice, own)));
-    }
-    TRY(sys::unlink_at(st.fd(), blob_name));  // stage_layer kept its own copy
+    image.layers.push_back(
+        TRY(stage_new_layer(st, stage, static_cast<int>(image.layers.size()), tar, opts)));
+    std::string diff_id = image.layers.back().record.diff_id;
     image.config =
-        TRY(commit_config(base.config, base_diff_ids, replace, c.diff_id, rfc3339_now(), opts));
+        TRY(commit_config(base.config, base_diff_ids, replace, diff_id, rfc3339_now(), opts));
     ImportOptions io{opts.name, "commit of " + env.name, opts.notice, opts.before_commit, {}};
     return commit_image(st, stage, image, io);
   }();

@@ -120,20 +120,21 @@ class Importer {
         store::new_env_id(),      name, h.image_id, h.rootfs, static_cast<int64_t>(::time(nullptr)),
         settings_text(h.settings)};
     store::ImageRecord img;
+    int s = st_.fd();
     if (result.image_imported) {
-      for (size_t i = 0; i < layers_.size(); i++) {
-        if (!layers_[i].known) placed_.push_back(layers_[i].record.digest);
-        TRY(place_layer(st_, stage_, static_cast<int>(i), layers_[i]));
-        img.layers.push_back(layers_[i].record.digest);
-      }
+      // One syncfs makes the staged layers and tree durable; then the
+      // layers move into place.
+      TRY(place_layers(st_, stage_, layers_));
+      placed_ = true;
+      for (auto& l : layers_) img.layers.push_back(l.record.digest);
       img.id = h.image_id;
       img.name = result.image_name;
       img.config = config;
       img.source = "import of " + opts_.what;
       img.created = static_cast<int64_t>(::time(nullptr));
+    } else if (::syncfs(s) < 0) {
+      return sys_error(errno, "syncing the store's filesystem");
     }
-    int s = st_.fd();
-    if (::syncfs(s) < 0) return sys_error(errno, "syncing the store's filesystem");
     TRY(sys::rename_at(s, stage_ + "/env", s, store::env_paths(env.id).dir, RENAME_NOREPLACE));
     env_dir_ = store::env_paths(env.id).dir;
     Fd envs = TRY(sys::open_at(s, store::kEnvs, O_RDONLY | O_DIRECTORY));
@@ -144,7 +145,7 @@ class Importer {
       if (result.image_imported) TRY(st_.catalog().put_image(img));
       return st_.catalog().put_env(env);
     }));
-    placed_.clear();
+    placed_ = false;
     env_dir_.clear();
     result.env = env;
     return result;
@@ -154,10 +155,7 @@ class Importer {
   // catalog never named any of it.
   void undo() {
     if (!env_dir_.empty()) (void)fs::remove_tree(st_.fd(), env_dir_);
-    for (auto& d : placed_) {
-      (void)fs::remove_tree(st_.fd(), store::layer_dir(d));
-      (void)fs::remove_tree(st_.fd(), store::blob_path(d));
-    }
+    if (placed_) discard_placed(st_, layers_);
   }
 
   std::unexpected<Error> failed(ErrorKind kind, const std::string& what) {
@@ -183,10 +181,17 @@ class Importer {
     return e;
   }
 
-  Result<std::string> document(const std::string& name, int64_t max = kMaxDocument) {
+  Result<std::string> document(const std::string& name) {
     struct archive_entry* e = TRY(next(name));
+    std::string data = TRY(contents(e, name));
+    TRY(end_entry(name));
+    return data;
+  }
+
+  // The data of the open entry `e`, a small regular file.
+  Result<std::string> contents(struct archive_entry* e, const std::string& name) {
     int64_t size = archive_entry_size(e);
-    if (size < 0 || size > max)
+    if (size < 0 || size > kMaxDocument)
       return error(ErrorKind::kBadInput,
                    name + ": " + std::to_string(size) + " bytes, too large for a document");
     std::string data(static_cast<size_t>(size), '\0');
@@ -197,7 +202,6 @@ class Importer {
       if (n == 0) return error(ErrorKind::kBadInput, name + ": truncated");
       got += static_cast<size_t>(n);
     }
-    TRY(end_entry(name));
     return data;
   }
 
@@ -219,18 +223,11 @@ class Importer {
                    "not a togo environment export (it does not start with " +
                        std::string(kExportHeader) + ")",
                    "`togo image import` reads images and root filesystem tarballs");
-    // Read in place: the entry is already open.
-    int64_t size = archive_entry_size(e);
-    if (archive_entry_filetype(e) != AE_IFREG || size < 0 || size > (1 << 20))
-      return error(ErrorKind::kBadInput, std::string(kExportHeader) + ": not a small regular file");
-    std::string text(static_cast<size_t>(size), '\0');
-    size_t got = 0;
-    while (got < text.size()) {
-      la_ssize_t n = archive_read_data(ar_.get(), text.data() + got, text.size() - got);
-      if (n <= 0) return failed(ErrorKind::kBadInput, "reading " + std::string(kExportHeader));
-      got += static_cast<size_t>(n);
-    }
-    return TRY_CTX(parse_header(text), std::string(kExportHeader));
+    std::string name(kExportHeader);
+    if (archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e))
+      return error(ErrorKind::kBadInput, name + ": not a regular file");
+    std::string text = TRY(contents(e, name));  // read in place: the entry is open
+    return TRY_CTX(parse_header(text), name);
   }
 
   // A document blob, checked against the descriptor that names it.
@@ -375,8 +372,8 @@ class Importer {
   ArchivePtr ar_;
   std::string stage_;
   std::vector<StagedLayer> layers_;
-  std::vector<std::string> placed_;  // layers moved into place, not yet named
-  std::string env_dir_;              // the env's directory once moved into place
+  bool placed_ = false;  // layers_ moved into place, not yet named
+  std::string env_dir_;  // the env's directory once moved into place
 };
 
 }  // namespace

@@ -39,10 +39,11 @@ struct ExportStats {
 ///  - docker: `docker save`'s layout: <config hex>.json, <diff_id hex>/layer.tar
 ///    (each layer decompressed) and manifest.json with RepoTags
 ///    [archive_tag(name)].
-/// Every blob's digest is checked as it is read, and every decompressed
-/// layer's against its diff_id; a layer is decompressed twice (once to learn
-/// its size for the tar header, once to write it) rather than spooled to
-/// disk. On error the stream is incomplete: the caller discards it.
+/// The image is planned by plan_layout (layout_export.h): every blob's digest
+/// is checked as it is read, and every decompressed layer's against its
+/// diff_id; a layer written decompressed is read twice (once to learn its
+/// size for the tar header, once to write it) rather than spooled to disk.
+/// On error the stream is incomplete: the caller discards it.
 Result<ExportStats> export_image(store::Store& st, const store::ImageRecord& img, int out,
                                  const ExportOptions& opts);
 

@@ -81,8 +81,11 @@ inline std::string content_digest(int dirfd, const std::string& name, off_t size
   off_t pos = 0;
   while (pos < size) {
     off_t data = ::lseek(fd, pos, SEEK_DATA);
-    if (data < 0) break;  // ENXIO: the rest is a hole
-    off_t hole = ::lseek(fd, data, SEEK_HOLE);
+    if (data < 0 && errno == ENXIO) break;  // the rest is a hole
+    off_t hole = data < 0 ? -1 : ::lseek(fd, data, SEEK_HOLE);
+    // A file system that cannot say where holes are: the rest is data
+    // (not nothing, or two files with different bytes would agree).
+    if (data < 0) data = pos;
     if (hole < 0) hole = size;
     for (off_t b = data / kBlock * kBlock; b < std::min(hole, size); b += kBlock) {
       ssize_t n = ::pread(fd, buf.data(), kBlock, b);

@@ -399,6 +399,42 @@ TEST_P(ExportTest, ConflictsAndRefusals) {
     EXPECT_EQ(n.find(".togo-"), std::string::npos) << "a temporary file was left: " << n;
 }
 
+// An export that fails half-way (here on a damaged blob in the store, found
+// once its bytes are written) keeps FILE as it was and leaves nothing
+// beside it; `togo image export` too.
+TEST_P(ExportTest, AFailedExportLeavesFileAsItWas) {
+  ASSERT_NO_FATAL_FAILURE(make_env("dev"));
+  auto blobs = list_dir(store() + "/blobs/sha256");
+  ASSERT_EQ(blobs.size(), 1u);
+  std::string blob = store() + "/blobs/sha256/" + blobs[0];
+  std::string bytes = read_file(blob).value_or("");
+  ASSERT_GT(bytes.size(), 1000u);
+  bytes.back() = static_cast<char>(bytes.back() ^ 1);
+  struct stat sb;
+  ASSERT_EQ(::stat(blob.c_str(), &sb), 0);
+  ASSERT_EQ(::chmod(blob.c_str(), 0644), 0);
+  write_file(blob, bytes);
+  ASSERT_EQ(::chmod(blob.c_str(), sb.st_mode & 07777), 0);
+
+  std::string dir = sub("out");
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  if (as_uid()) {
+    ASSERT_EQ(::chown(dir.c_str(), *as_uid(), *as_uid()), 0);
+  }
+  std::string file = dir + "/old.tar";
+  write_file(file, "the file as it was\n");
+  for (auto args : {std::vector<std::string>{"export", "dev", file},
+                    std::vector<std::string>{"image", "export", "test", file}}) {
+    SCOPED_TRACE(args[0]);
+    RunResult r = tg(args);
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_TRUE(one_line_error(r, blobs[0])) << "the error names the damaged layer";
+    EXPECT_NE(r.err.find("togo fsck"), std::string::npos) << r.err;
+    EXPECT_EQ(read_file(file).value_or(""), "the file as it was\n");
+    EXPECT_EQ(list_dir(dir), std::vector<std::string>{"old.tar"}) << "a temporary file was left";
+  }
+}
+
 TEST_P(ExportTest, OwnersAreThoseTheEnvSees) {
   // Files written inside the env belong to root inside it; rootless, that is
   // the user on the host, and the export says root.
