@@ -3,6 +3,7 @@
 // through libseccomp's tables on every start. libseccomp is linked
 // statically, so the tables it reads here are the ones the binary carries.
 #include <cstdio>
+#include <string>
 
 #include "runtime/seccomp.h"
 
@@ -16,9 +17,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "seccomp_table: %s\n", program.error().message.c_str());
     return 1;
   }
-  FILE* out = std::fopen(argv[1], "w");
+  // Written aside and renamed, so a failed run leaves no half table that the
+  // next build would take as up to date.
+  std::string tmp = std::string(argv[1]) + ".tmp";
+  FILE* out = std::fopen(tmp.c_str(), "w");
   if (!out) {
-    std::perror(argv[1]);
+    std::perror(tmp.c_str());
     return 1;
   }
   std::fprintf(out, "// Generated at build time by tools/seccomp_table.cc: do not edit.\n");
@@ -26,5 +30,10 @@ int main(int argc, char** argv) {
   for (const sock_filter& f : program->code)
     std::fprintf(out, "  {0x%04x, %u, %u, 0x%08x},\n", f.code, f.jt, f.jf, f.k);
   std::fprintf(out, "};\n");
-  return std::fclose(out) == 0 ? 0 : 1;
+  if (std::fclose(out) != 0 || std::rename(tmp.c_str(), argv[1]) != 0) {
+    std::perror(argv[1]);
+    std::remove(tmp.c_str());
+    return 1;
+  }
+  return 0;
 }

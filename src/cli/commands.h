@@ -35,7 +35,7 @@ class Context {
   Result<std::string> store_path();
   /// Opens the store; for writing, creates it if needed.
   Result<store::Store> open_store(store::Store::Access access);
-  /// A line on stderr for the person: "togo: <text>".
+  /// Lines on stderr for the person: "togo: <line>" for each line of `text`.
   static void notice(const std::string& text);
 };
 

@@ -1,7 +1,6 @@
 #include "cli/env_access.h"
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,7 +12,6 @@
 #include "cli/env_spec.h"
 #include "cli/seccomp_table.h"
 #include "image/oci.h"
-#include "base/text.h"
 #include "net/etc_files.h"
 #include "net/settings.h"
 #include "net/usernet.h"
@@ -28,38 +26,34 @@ namespace togo::cli {
 
 namespace {
 
-// /etc/resolv.conf, /etc/hosts and /etc/hostname for the env, generated
-// from the host's and the env's settings into its run/ directory (rewritten
-// only when they change) and bound read-only over the env's own.
-Result<void> refresh_etc_files(EnvAccess& e, runtime::RunSpec& spec, net::NetworkMode mode) {
-  auto host_file = [](const char* path) -> std::string {
-    auto fd = sys::open_at(AT_FDCWD, path, O_RDONLY);
-    if (!fd) return "";
-    auto text = sys::read_all(fd->get(), path);
-    return text ? *text : "";
-  };
-  std::string run = store::env_paths(e.env.id).run;
-  Fd dir = TRY(sys::open_at(e.store.fd(), run, O_RDONLY | O_DIRECTORY));
-  struct {
-    const char* name;
-    std::string text;
-    std::string* field;
-  } files[] = {
-      {"resolv.conf", net::resolv_conf(mode, host_file("/etc/resolv.conf")), &spec.resolv_conf},
-      {"hosts", net::hosts_file(spec.hostname, mode, host_file("/etc/hosts")), &spec.hosts},
-      {"hostname", net::hostname_file(spec.hostname), &spec.hostname_file},
-  };
-  for (auto& f : files) {
-    TRY(fs::write_file_if_changed(dir.get(), f.name, f.text));
-    *f.field = run + "/" + f.name;
+// The files generated for each start go to the env's run/ directory
+// (rewritten only when they change) and are bound read-only over the env's
+// own; `spec` gets their store-relative paths.
+struct RunDir {
+  Fd fd;
+  std::string path;  // store-relative
+  Result<std::string> write(const char* name, std::string_view text) {
+    TRY(fs::write_file_if_changed(fd.get(), name, text));
+    return path + "/" + name;
   }
+};
+
+// /etc/resolv.conf, /etc/hosts and /etc/hostname, from the host's and the
+// env's settings.
+Result<void> write_etc_files(RunDir& run, runtime::RunSpec& spec, net::NetworkMode mode) {
+  using runtime::read_host_file;
+  spec.resolv_conf = TRY(run.write("resolv.conf",
+                                   net::resolv_conf(mode, read_host_file("/etc/resolv.conf"))));
+  spec.hosts = TRY(run.write("hosts",
+                             net::hosts_file(spec.hostname, mode, read_host_file("/etc/hosts"))));
+  spec.hostname_file = TRY(run.write("hostname", net::hostname_file(spec.hostname)));
   return {};
 }
 
-// --user: the env's passwd and group gain the invoking user (generated into
-// run/ and bound read-only over the env's own), and the user's home is
-// shared at the same path, as distrobox does.
-Result<void> add_user(EnvAccess& e, runtime::RunSpec& spec, const runtime::IdentityPlan& id) {
+// --user: the env's passwd and group gain the invoking user, and the user's
+// home is shared at the same path, as distrobox does.
+Result<void> add_user(EnvAccess& e, RunDir& run, runtime::RunSpec& spec,
+                      const runtime::IdentityPlan& id) {
   int s = e.store.fd();
   std::vector<Fd> trees;
   if (e.env.rootfs == "copy") {
@@ -73,12 +67,10 @@ Result<void> add_user(EnvAccess& e, runtime::RunSpec& spec, const runtime::Ident
   for (auto& t : trees) fds.push_back(t.get());
   std::string passwd = runtime::read_layered_file(fds, "etc/passwd").value_or("");
   std::string group = runtime::read_layered_file(fds, "etc/group").value_or("");
+  // The invoker's own login shell: a session falls back where the env lacks it.
   auto files = TRY(runtime::env_user_files(passwd, group, id.user, id.user.user.shell));
-  std::string run = store::env_paths(e.env.id).run;
-  Fd dir = TRY(sys::open_at(s, run, O_RDONLY | O_DIRECTORY));
-  TRY(runtime::write_env_user_files(dir.get(), files));
-  spec.passwd = run + "/passwd";
-  spec.group = run + "/group";
+  spec.passwd = TRY(run.write(runtime::kRunPasswd, files.passwd));
+  spec.group = TRY(run.write(runtime::kRunGroup, files.group));
   const std::string& home = id.user.user.home;
   if (auto st = sys::stat_at(AT_FDCWD, home, 0); st && S_ISDIR(st->st_mode) && home != "/")
     spec.shares.push_back({home, home, false, true});
@@ -101,7 +93,12 @@ Result<runtime::Cgroup> env_cgroup(EnvAccess& e) {
 
 }  // namespace
 
-Result<EnvAccess> open_env(Context& c, const std::string& name) {
+std::unexpected<Error> no_such_env(const std::string& name) {
+  return error(ErrorKind::kNotFound, name + ": no such environment",
+               "`togo ls` lists environments; `togo create " + name + " --image IMAGE` makes one");
+}
+
+Result<EnvAccess> open_env(Context& c, const std::string& name, Purpose purpose) {
   auto path = TRY(c.store_path());
   auto existing = TRY(store::Store::open_existing(path, store::Store::Access::kRead));
   if (!existing)
@@ -109,10 +106,7 @@ Result<EnvAccess> open_env(Context& c, const std::string& name) {
                                            " is empty)",
                  "`togo image create debian` then `togo create " + name + " --image debian`");
   auto env = TRY(existing->catalog().find_env(name));
-  if (!env)
-    return error(ErrorKind::kNotFound, name + ": no such environment",
-                 "`togo ls` lists environments; `togo create " + name +
-                     " --image IMAGE` makes one");
+  if (!env) return no_such_env(name);
   auto img = TRY(existing->catalog().find_image(env->image_id));
   if (!img)
     return error(ErrorKind::kFailed, name + ": its image is missing from the catalog",
@@ -120,8 +114,9 @@ Result<EnvAccess> open_env(Context& c, const std::string& name) {
   Fd dir = TRY(sys::open_at(existing->fd(), store::env_paths(env->id).dir,
                             O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
   Settings settings = TRY_CTX(parse_settings(env->settings), name);
-  auto facts = TRY_CTX(runtime::read_id_facts(), name);
-  runtime::IdentityPlan identity = runtime::plan_identity(facts, settings.user);
+  runtime::IdentityPlan identity;
+  if (purpose == Purpose::kEnter)
+    identity = runtime::plan_identity(TRY_CTX(runtime::read_id_facts(), name), settings.user);
   return EnvAccess{std::move(*existing), std::move(*env),      std::move(*img),
                    std::move(settings),  std::move(identity), std::move(dir)};
 }
@@ -139,20 +134,19 @@ Result<runtime::Plan> env_plan(EnvAccess& e) {
   }
   auto mode = TRY(net::parse_network(e.settings.network));
   spec.own_network = mode != net::NetworkMode::kHost;
-  TRY(refresh_etc_files(e, spec, mode));
   spec.privileged = e.settings.privileged;
+  RunDir run{Fd(), store::env_paths(e.env.id).run};
+  run.fd = TRY(sys::open_at(e.store.fd(), run.path, O_RDONLY | O_DIRECTORY));
+  TRY(write_etc_files(run, spec, mode));
   const runtime::IdentityPlan& id = e.identity;
-  if (id.add_user) TRY(add_user(e, spec, id));
-  if (id.user_namespace && id.uids.size() == 1) {
-    std::string run = store::env_paths(e.env.id).run;
-    Fd dir = TRY(sys::open_at(e.store.fd(), run, O_RDONLY | O_DIRECTORY));
-    std::string text =
+  spec.rootless = id.user_namespace;  // the identity decides, as for the maps below
+  if (id.add_user) TRY(add_user(e, run, spec, id));
+  if (id.user_namespace && id.uids.size() == 1)
+    spec.apt_no_sandbox = TRY(run.write(
+        "apt-sandbox.conf",
         "// Written by togo: this env maps one user id (the host grants no subordinate\n"
         "// ids), so apt cannot switch to _apt and downloads as root.\n"
-        "APT::Sandbox::User \"root\";\n";
-    TRY(fs::write_file_if_changed(dir.get(), "apt-sandbox.conf", text));
-    spec.apt_no_sandbox = run + "/apt-sandbox.conf";
-  }
+        "APT::Sandbox::User \"root\";\n"));
   runtime::Plan plan = runtime::build_plan(spec);
   if (plan.harden) {
     plan.caps = runtime::default_caps();

@@ -20,12 +20,20 @@ struct EnvAccess {
   store::EnvRecord env;
   store::ImageRecord image;
   Settings settings;
-  runtime::IdentityPlan identity;  // who runs inside, and the id maps
+  runtime::IdentityPlan identity;  // who runs inside, and the id maps (kEnter only)
   Fd dir;  // envs/<id>
 };
 
+/// What a verb does with the env: enter it (start it, run a session, read
+/// its files as it does), which needs who runs inside and the host's user
+/// database; or only look at it (stop, logs, ps), which does not.
+enum class Purpose { kEnter, kLook };
+
 /// Opens the store and finds the env called `name` (kNotFound otherwise).
-Result<EnvAccess> open_env(Context& c, const std::string& name);
+Result<EnvAccess> open_env(Context& c, const std::string& name, Purpose purpose = Purpose::kEnter);
+
+/// The error for an env name the store does not have.
+std::unexpected<Error> no_such_env(const std::string& name);
 
 /// The plan that starts `env`'s init.
 Result<runtime::Plan> env_plan(EnvAccess& e);

@@ -8,6 +8,7 @@
 #include "base/sys.h"
 #include "base/text.h"
 #include "cli/commands.h"
+#include "cli/env_access.h"
 #include "cli/env_spec.h"
 #include "cli/settings.h"
 #include "image/import.h"
@@ -22,12 +23,6 @@
 namespace togo::cli {
 
 namespace {
-
-std::unexpected<Error> no_such_env(const std::string& name) {
-  return error(ErrorKind::kNotFound, name + ": no such environment",
-               "`togo ls` lists environments; `togo create " + name +
-                   " --image IMAGE` makes one");
-}
 
 // Running means the env's init holds the env's lock.
 bool is_running(store::Store& st, const store::EnvRecord& env) {

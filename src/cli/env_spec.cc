@@ -22,7 +22,6 @@ runtime::RunSpec run_spec(const std::string& store, const store::EnvRecord& env,
                           const store::ImageRecord& image) {
   store::EnvPaths p = store::env_paths(env.id);
   runtime::RunSpec s = overlay_spec(store, image, p.dir);
-  s.env_id = env.id;
   s.hostname = env.name;
   if (env.rootfs == "copy") s.rootfs = p.rootfs;
   return s;

@@ -51,7 +51,7 @@ std::map<pid_t, Proc> host_processes() {
 }
 
 Result<int> list_processes(Context& c, const std::string& name) {
-  auto e = TRY(open_env(c, name));
+  auto e = TRY(open_env(c, name, Purpose::kLook));
   auto init = runtime::live_init(e.dir.get());
   if (!init) return error(ErrorKind::kConflict, name + ": the environment is not running");
   auto procs = host_processes();
@@ -112,7 +112,7 @@ Result<int> cmd_stop(Context& c) {
     grace = static_cast<uint32_t>(v);
   }
   for (auto& name : c.inv.args) {
-    auto e = TRY(open_env(c, name));
+    auto e = TRY(open_env(c, name, Purpose::kLook));
     auto ch = TRY(runtime::connect_env(e.dir.get()));
     if (!ch) {
       Context::notice(name + " is not running");
@@ -161,7 +161,7 @@ Result<int> cmd_ps(Context& c) {
 
 Result<int> cmd_logs(Context& c) {
   const std::string& name = c.inv.args[0];
-  auto e = TRY(open_env(c, name));
+  auto e = TRY(open_env(c, name, Purpose::kLook));
   auto fd = sys::open_at(e.dir.get(), runtime::kLog, O_RDONLY);
   if (!fd) return 0;  // never started: nothing logged
   bool follow = c.inv.flag("--follow");

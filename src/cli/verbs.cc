@@ -1,6 +1,7 @@
 #include <cstdio>
 #include <map>
 
+#include "base/text.h"
 #include "cli/commands.h"
 #include "cli/settings.h"
 #include "store/layout.h"
@@ -177,7 +178,10 @@ Result<store::Store> Context::open_store(store::Store::Access access) {
   return store::Store::open(path, access);
 }
 
-void Context::notice(const std::string& text) { std::fprintf(stderr, "togo: %s\n", text.c_str()); }
+void Context::notice(const std::string& text) {
+  // Every line its own "togo: " line (a notice may tell several things).
+  for (auto& line : text::split(text, '\n')) std::fprintf(stderr, "togo: %s\n", line.c_str());
+}
 
 Result<int> cmd_version(Context&) {
   std::printf("togo %s (store format %d)\n", TOGO_VERSION, store::kFormat);

@@ -27,9 +27,4 @@ int loopback_up() noexcept {
   return err;
 }
 
-Result<void> bring_up_loopback() {
-  if (int err = loopback_up()) return sys_error(err, "bringing up the loopback interface lo");
-  return {};
-}
-
 }  // namespace togo::net

@@ -2,16 +2,11 @@
 // and harmless with `private` (the helpers do it too).
 #pragma once
 
-#include "base/error.h"
-
 namespace togo::net {
 
 /// Sets IFF_UP on "lo" in the caller's network namespace with
 /// ioctl(SIOCGIFFLAGS/SIOCSIFFLAGS). Allocation-free and async-signal-safe:
 /// for the child between clone and exec. Returns 0 or an errno value.
 int loopback_up() noexcept;
-
-/// The same, as a Result with the call in the message.
-Result<void> bring_up_loopback();
 
 }  // namespace togo::net

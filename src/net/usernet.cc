@@ -17,6 +17,7 @@
 
 #include "base/fs.h"
 #include "base/sys.h"
+#include "base/text.h"
 
 namespace togo::net {
 
@@ -283,12 +284,7 @@ std::optional<std::string> find_helper(HelperKind kind, const std::string& searc
     const char* env = std::getenv("PATH");
     path = env && *env ? env : kDefaultPath;
   }
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t colon = path.find(':', start);
-    if (colon == std::string::npos) colon = path.size();
-    std::string dir = path.substr(start, colon - start);
-    start = colon + 1;
+  for (const std::string& dir : text::split(path, ':')) {
     if (dir.empty() || dir[0] != '/') continue;  // never relative to the working directory
     std::string exe = dir + "/" + std::string(helper_name(kind));
     struct stat st;
@@ -302,6 +298,7 @@ UserNet& UserNet::operator=(UserNet&& o) noexcept {
   if (this != &o) {
     stop();
     kind_ = o.kind_;
+    fallback_reason_ = std::move(o.fallback_reason_);
     process_ = std::move(o.process_);
     exit_fd_ = std::move(o.exit_fd_);
   }

@@ -300,8 +300,8 @@ TEST(Loopback, ComesUpInANewNetworkNamespace) {
   pid_t pid = ::fork();
   if (pid == 0) {
     if (::unshare(CLONE_NEWNET | (rootless() ? CLONE_NEWUSER : 0)) < 0) ::_exit(77);
-    if (!bring_up_loopback()) ::_exit(1);
-    if (!bring_up_loopback()) ::_exit(2);  // twice is fine
+    if (loopback_up() != 0) ::_exit(1);
+    if (loopback_up() != 0) ::_exit(2);  // twice is fine
     int s = ::socket(AF_INET, SOCK_DGRAM, 0);
     ifreq ifr = {};
     std::strcpy(ifr.ifr_name, "lo");

@@ -92,10 +92,10 @@ std::expected<int, LaunchFailure> run_session(int channel, const SpawnRequest& r
   if (first->type == MsgType::kFailed) {
     auto err = decode_u32s(first->body.substr(0, 4), 1);
     int e = err ? static_cast<int>((*err)[0]) : 0;
-    Error error = Error{e, ErrorKind::kFailed, first->body.size() > 4 ? first->body.substr(4) : "", "", 0};
+    std::string what = first->body.size() > 4 ? first->body.substr(4) : "the session failed";
     // A negative errno: the session failed before the command (125).
-    if (e < 0) return failure(125, std::move(error));
-    return failure(e == ENOENT ? 127 : 126, std::move(error));
+    if (e <= 0) return failure(125, Error{-e, ErrorKind::kFailed, std::move(what), "", 0});
+    return failure(e == ENOENT ? 127 : 126, Error{e, ErrorKind::kFailed, std::move(what), "", 0});
   }
   if (first->type != MsgType::kStarted)
     return fail125(Error{0, ErrorKind::kFailed, "unexpected control message", "", 0});

@@ -13,6 +13,8 @@
 #include <sstream>
 #include <string>
 
+#include "runtime/child_output_test_util.h"
+
 namespace togo::runtime {
 namespace {
 
@@ -31,13 +33,10 @@ void write_file(const char* path, const std::string& text) {
 // lines as a map; "apply" holds apply_caps's errno (0 on success).
 std::map<std::string, std::string> status_after_apply(const CapSet& keep) {
   int last_cap = read_last_cap();
-  int p[2];
-  EXPECT_EQ(::pipe2(p, O_CLOEXEC), 0);
   uid_t uid = ::geteuid();
   gid_t gid = ::getegid();
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(p[1], 1);
+  auto child = testing::run_in_child([&](int fd) {
+    ::dup2(fd, 1);
     if (uid != 0) {
       if (::unshare(CLONE_NEWUSER) < 0) ::_exit(90);
       write_file("/proc/self/setgroups", "deny");
@@ -54,16 +53,9 @@ std::map<std::string, std::string> status_after_apply(const CapSet& keep) {
     ::fflush(stdout);
     ::execl("/bin/cat", "cat", "/proc/self/status", nullptr);
     ::_exit(93);
-  }
-  ::close(p[1]);
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(p[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  ::close(p[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+  });
+  EXPECT_TRUE(testing::exited_zero(child.status)) << "child status " << child.status;
+  const std::string& out = child.text;
   std::map<std::string, std::string> fields;
   std::istringstream lines(out);
   std::string line;

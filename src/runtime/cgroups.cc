@@ -395,7 +395,8 @@ std::string describe_layout(const CgroupHost& host) {
     if (h.version != 1) continue;
     for (auto& c : h.controllers) v1.push_back(c);
     std::string parent = h.mount_point.substr(0, h.mount_point.find_last_of('/'));
-    if (!contains(v1_dirs, parent)) v1_dirs.push_back(parent.empty() ? "/" : parent);
+    if (parent.empty()) parent = "/";
+    if (!contains(v1_dirs, parent)) v1_dirs.push_back(parent);
   }
   if (!v1.empty()) parts.push_back("v1 (" + join_list(v1) + ") at " + join_list(v1_dirs));
   if (auto* v2 = host.v2())

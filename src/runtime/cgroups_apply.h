@@ -39,7 +39,7 @@ std::vector<ControlWrite> limit_writes(int version, Controller c, const Limits& 
 
 /// Succeeds if every limit that `limits` asks for can be applied on `host`;
 /// otherwise a kFailed error naming the flags and the missing piece, with a
-/// hint pointing at `togo doctor`. Lets the CLI refuse early.
+/// hint on clearing the limits. Lets the CLI refuse early.
 Result<void> check_limits(const CgroupHost& host, const Limits& limits);
 
 class Cgroup {

@@ -17,6 +17,7 @@
 
 #include "base/fd.h"
 #include "base/sys.h"
+#include "base/text.h"
 #include "runtime/userdb_env.h"
 
 namespace togo::runtime {
@@ -54,13 +55,6 @@ std::string privilege_problem(const std::string& path, int cap) {
     return "togo runs with no_new_privs set (inside another sandbox?), so " + path +
            " cannot gain privileges";
   return {};
-}
-
-std::string read_host_file(const char* path) {
-  auto fd = sys::open_at(AT_FDCWD, path, O_RDONLY);
-  if (!fd) return {};
-  auto text = sys::read_all(fd->get(), path);
-  return text ? std::move(*text) : std::string();
 }
 
 Result<void> write_proc(const std::string& dir, const char* file, const std::string& text) {
@@ -142,19 +136,12 @@ Result<void> finish_helper(Running& r) {
 }  // namespace
 
 IdHelper find_id_helper(std::string_view name, std::string_view path_env, int cap) {
-  std::vector<std::string> dirs;
-  for (size_t pos = 0; pos <= path_env.size();) {
-    size_t colon = path_env.find(':', pos);
-    if (colon == std::string_view::npos) colon = path_env.size();
-    std::string_view dir = path_env.substr(pos, colon - pos);
+  std::vector<std::string> dirs = text::split(path_env, ':');
+  dirs.insert(dirs.end(), {"/usr/bin", "/bin"});
+  for (const std::string& dir : dirs) {
     // SECURITY: relative PATH entries ("", ".") would run whatever the
     // current directory holds; only absolute ones are searched.
-    if (!dir.empty() && dir.front() == '/') dirs.emplace_back(dir);
-    pos = colon + 1;
-  }
-  dirs.emplace_back("/usr/bin");
-  dirs.emplace_back("/bin");
-  for (const std::string& dir : dirs) {
+    if (dir.empty() || dir.front() != '/') continue;
     std::string path = dir + (dir.back() == '/' ? "" : "/") + std::string(name);
     struct stat st;
     if (::stat(path.c_str(), &st) < 0 || !S_ISREG(st.st_mode) || ::access(path.c_str(), X_OK) < 0)
@@ -202,35 +189,37 @@ Result<void> write_id_maps(pid_t child, const std::vector<IdMapping>& uids,
   const bool gid_direct = root || is_single_own(gids, ::getegid());
   const std::string dir = "/proc/" + std::to_string(child) + "/";
 
+  // Every error says which map it was about, once.
+  Result<void> result;
+  auto keep_first = [&](Result<void> r, const char* what) {
+    if (result && !r) result = std::unexpected(std::move(r.error()).context(what));
+  };
+  constexpr const char* kUids = "mapping user ids";
+  constexpr const char* kGids = "mapping group ids";
+
   // The helpers run in parallel with each other and with the direct writes:
   // the two maps are independent, and only newgidmap touches setgroups.
   Running uid_helper, gid_helper;
   if (!uid_direct)
-    uid_helper = TRY_CTX(start_helper("newuidmap", CAP_SETUID, child, uids), "mapping user ids");
-  auto started_gid =
-      gid_direct ? Result<Running>(Running{}) : start_helper("newgidmap", CAP_SETGID, child, gids);
-  Result<void> result;
-  if (!started_gid)
-    result = std::unexpected(std::move(started_gid.error()).context("mapping group ids"));
-  else
-    gid_helper = std::move(*started_gid);
+    uid_helper = TRY_CTX(start_helper("newuidmap", CAP_SETUID, child, uids), kUids);
+  if (!gid_direct) {
+    auto started = start_helper("newgidmap", CAP_SETGID, child, gids);
+    if (started)
+      gid_helper = std::move(*started);
+    else
+      keep_first(std::unexpected(std::move(started.error())), kGids);
+  }
 
-  if (result && uid_direct) result = write_proc(dir, "uid_map", map_text(uids));
+  if (result && uid_direct) keep_first(write_proc(dir, "uid_map", map_text(uids)), kUids);
   if (result && gid_direct) {
     // SECURITY: an unprivileged writer may map its own gid only after
     // setgroups is denied, so nobody inside can drop a group that denies
     // them access on the host.
-    if (!root) result = write_proc(dir, "setgroups", "deny");
-    if (result) result = write_proc(dir, "gid_map", map_text(gids));
+    if (!root) keep_first(write_proc(dir, "setgroups", "deny"), kGids);
+    if (result) keep_first(write_proc(dir, "gid_map", map_text(gids)), kGids);
   }
-  if (uid_helper.pid > 0) {
-    auto r = finish_helper(uid_helper);
-    if (result && !r) result = std::move(r);
-  }
-  if (gid_helper.pid > 0) {
-    auto r = finish_helper(gid_helper);
-    if (result && !r) result = std::move(r);
-  }
+  if (uid_helper.pid > 0) keep_first(finish_helper(uid_helper), kUids);
+  if (gid_helper.pid > 0) keep_first(finish_helper(gid_helper), kGids);
   return result;
 }
 

@@ -19,6 +19,7 @@
 #include "base/fs.h"
 #include "base/sys.h"
 #include "base/text.h"
+#include "runtime/child_output_test_util.h"
 #include "runtime/userdb.h"
 
 namespace togo::runtime {
@@ -248,18 +249,8 @@ class RealIdMaps : public ::testing::Test {
     sc.owned = dir_ + "/owned-" + std::to_string(n_++);
     write(sc.owned.substr(dir_.size() + 1), "");
     EXPECT_EQ(::chown(sc.owned.c_str(), kTestId, kTestId), 0);
-    int p[2];
-    EXPECT_EQ(::pipe2(p, O_CLOEXEC), 0);
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      ::close(p[0]);
-      outer(p[1], dir_, sc);
-    }
-    ::close(p[1]);
-    std::string text = sys::read_all(p[0], "report").value_or("");
-    ::close(p[0]);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
+    std::string text =
+        testing::run_in_child([&](int fd) { outer(fd, dir_, sc); }).text;
     Report r;
     for (const std::string& line : text::split(text, '\n')) {
       size_t eq = line.find('=');

@@ -119,7 +119,7 @@ std::expected<pid_t, LaunchFailure> start_env(const Plan& plan, const StartConfi
     if (auto r = write_id_maps(child, plan.uid_map, plan.gid_map); !r) {
       ::kill(child, SIGKILL);
       ::waitpid(child, nullptr, 0);
-      return fail125(std::move(r.error()).context("mapping user ids"));
+      return fail125(std::move(r.error()));
     }
   }
   if (cfg.before_setup) {

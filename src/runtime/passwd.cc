@@ -1,8 +1,5 @@
 #include "runtime/passwd.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cstring>
 
 namespace togo::runtime {
@@ -70,19 +67,6 @@ bool find_passwd_uid(const char* text, size_t len, unsigned uid, PasswdEntry* ou
     line = eol + 1;
   }
   return false;
-}
-
-bool lookup_passwd_uid(const char* path, unsigned uid, PasswdEntry* out) {
-  static char buf[256 * 1024];
-  size_t len = 0;
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ssize_t n;
-    while (len < sizeof buf && (n = ::read(fd, buf + len, sizeof buf - len)) > 0)
-      len += static_cast<size_t>(n);
-    ::close(fd);
-  }
-  return find_passwd_uid(buf, len, uid, out);
 }
 
 }  // namespace togo::runtime

@@ -1,5 +1,6 @@
-// Reading /etc/passwd inside an env without allocating: the child looks up
-// the user's home and login shell after it has changed root.
+// The name, home and login shell of a uid in an env's /etc/passwd, with
+// defaults when it has none: what a session starts with. Bounded fields, no
+// allocation.
 #pragma once
 
 #include <cstddef>
@@ -15,9 +16,5 @@ struct PasswdEntry {
 /// Finds the line for `uid` in passwd-format `text`. Returns false, and
 /// fills defaults (root, /root or /, /bin/sh), when there is none.
 bool find_passwd_uid(const char* text, size_t len, unsigned uid, PasswdEntry* out);
-
-/// Reads up to 256 KiB of `path` into a static buffer and calls
-/// find_passwd_uid. Not reentrant; for the single-threaded child.
-bool lookup_passwd_uid(const char* path, unsigned uid, PasswdEntry* out);
 
 }  // namespace togo::runtime

@@ -23,7 +23,6 @@ struct ShareMount {
 /// What a person asked for, resolved against the store.
 struct RunSpec {
   std::string store;                // the store's absolute path
-  std::string env_id;
   std::string hostname;
   std::vector<std::string> layers;  // layer root dirs, relative to the store, bottom first
   std::string upper, work, mount;   // overlay dirs, relative to the store

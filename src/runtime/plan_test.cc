@@ -9,7 +9,6 @@ namespace {
 RunSpec spec(bool rootless) {
   RunSpec s;
   s.store = "/media/stick/togo-store";
-  s.env_id = "00000000000000aa";
   s.hostname = "dev";
   s.layers = {"layers/aa/root", "layers/bb/root"};
   s.upper = "envs/x/upper";

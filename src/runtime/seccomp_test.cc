@@ -26,6 +26,7 @@
 #include <string>
 
 #include "runtime/caps.h"
+#include "runtime/child_output_test_util.h"
 
 namespace togo::runtime {
 namespace {
@@ -33,23 +34,9 @@ namespace {
 // Runs `body` in a forked child that reports "name errno" lines through a
 // pipe; returns them as a map. errno 0 means the call succeeded.
 std::map<std::string, int> in_child(const std::function<void(int)>& body) {
-  int p[2];
-  EXPECT_EQ(::pipe2(p, O_CLOEXEC), 0);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::close(p[0]);
-    body(p[1]);
-    ::_exit(0);
-  }
-  ::close(p[1]);
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(p[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  ::close(p[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+  auto child = testing::run_in_child(body);
+  EXPECT_TRUE(testing::exited_zero(child.status)) << "child status " << child.status;
+  const std::string& out = child.text;
   std::map<std::string, int> result;
   std::istringstream lines(out);
   std::string name;

@@ -15,13 +15,14 @@
 
 #include <cerrno>
 #include <cstring>
-#include <optional>
 #include <string>
 #include <tuple>
 
 #include "base/sys.h"
 #include "base/text.h"
 #include "runtime/passwd.h"
+#include "runtime/userdb.h"
+#include "runtime/userdb_env.h"
 
 extern char** environ;
 
@@ -72,73 +73,33 @@ struct Prepared {
   uint32_t uid = 0, gid = 0;
 };
 
-// A passwd or group file of the env; empty if it cannot be read.
-std::string read_small_file(const char* path) {
-  auto fd = sys::open_at(AT_FDCWD, path, O_RDONLY);
-  if (!fd) return "";
-  auto text = sys::read_all(fd->get(), path);
-  return text ? *text : "";
-}
-
-// The id a "name" or "number" has in the env's passwd or group file (the
-// first and third fields), or nothing.
-std::optional<uint32_t> id_in(const char* file, const std::string& name_or_id,
-                              std::optional<uint32_t>* primary_gid = nullptr) {
-  if (!name_or_id.empty() && name_or_id.find_first_not_of("0123456789") == std::string::npos &&
-      name_or_id.size() < 10) {
-    uint32_t id = static_cast<uint32_t>(std::stoul(name_or_id));
-    if (primary_gid)  // a uid: its group is the one passwd gives it, if any
-      for (auto& line : text::split(read_small_file(file), '\n'))
-        if (auto f = text::split(line, ':'); f.size() > 3 && f[2] == name_or_id &&
-                                             f[3].find_first_not_of("0123456789") == std::string::npos)
-          *primary_gid = static_cast<uint32_t>(std::stoul("0" + f[3]));
-    return id;
-  }
-  for (auto& line : text::split(read_small_file(file), '\n')) {
-    auto f = text::split(line, ':');
-    if (f.size() < 3 || f[0] != name_or_id) continue;
-    if (f[2].empty() || f[2].size() > 9 || f[2].find_first_not_of("0123456789") != std::string::npos)
-      return std::nullopt;
-    if (primary_gid && f.size() > 3 && !f[3].empty() && f[3].size() < 10 &&
-        f[3].find_first_not_of("0123456789") == std::string::npos)
-      *primary_gid = static_cast<uint32_t>(std::stoul(f[3]));
-    return static_cast<uint32_t>(std::stoul(f[2]));
-  }
-  return std::nullopt;
-}
-
-// Resolves an image's User inside the env, as engines do: a name must be
-// in /etc/passwd, a number need not be.
-Result<std::pair<uint32_t, uint32_t>> resolve_user(const std::string& spec) {
-  std::string u = spec.substr(0, spec.find(':'));
-  std::optional<uint32_t> primary;
-  auto uid = id_in("/etc/passwd", u, &primary);
-  if (!uid) return error(ErrorKind::kNotFound, "the image's user " + u + " is not in /etc/passwd");
-  uint32_t gid = primary.value_or(0);
-  if (auto colon = spec.find(':'); colon != std::string::npos) {
-    std::string g = spec.substr(colon + 1);
-    auto id = id_in("/etc/group", g);
-    if (!id) return error(ErrorKind::kNotFound, "the image's group " + g + " is not in /etc/group");
-    gid = *id;
-  }
-  return std::pair{*uid, gid};
-}
-
 Result<Prepared> prepare(const SpawnRequest& req) {
   Prepared p;
   p.uid = req.uid;
   p.gid = req.gid;
-  if (!req.user.empty()) std::tie(p.uid, p.gid) = TRY(resolve_user(req.user));
+  // The env's own files, read as any file of the image is (bounded, no FIFO
+  // or device); one that cannot be read counts as empty.
+  Fd root(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root.valid()) return sys_error(errno, "opening the env's root");
+  auto env_file = [&](const char* path) { return read_env_file(root.get(), path).value_or(""); };
+  std::string passwd = env_file("etc/passwd");
+  if (!req.user.empty()) {
+    std::string group = req.user.find(':') == std::string::npos ? "" : env_file("etc/group");
+    std::tie(p.uid, p.gid) = TRY(resolve_image_user(req.user, passwd, group));
+  }
   PasswdEntry user;
-  lookup_passwd_uid("/etc/passwd", p.uid, &user);
+  find_passwd_uid(passwd.data(), passwd.size(), p.uid, &user);
+  // A login shell the env has: passwd may name one it lacks (--user writes
+  // the host's), and the merged root is only seen from inside.
+  std::string shell = pick_shell(
+      user.shell, [&](const std::string& path) { return env_has_program(root.get(), path); });
   char host[65] = {};
   ::gethostname(host, sizeof host - 1);
-  p.env = command_environment(req, host, user.name, user.home, user.shell);
+  p.env = command_environment(req, host, user.name, user.home, shell);
   p.cwd = req.cwd.empty() ? user.home : req.cwd;
   if (req.argv.empty()) {
-    p.path = user.shell;
-    const char* base = std::strrchr(user.shell, '/');
-    p.argv = {std::string("-") + (base ? base + 1 : user.shell)};
+    p.path = shell;
+    p.argv = {"-" + shell.substr(shell.rfind('/') + 1)};
   } else {
     p.argv = req.argv;
   }
@@ -222,9 +183,13 @@ void leader_main(Fd channel, const SpawnRequest& req, std::vector<Fd> stdio) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   int ch = channel.get();
-  auto fail = [&](const Error& e) {
-    uint32_t err = static_cast<uint32_t>(e.err);
-    (void)send_message(ch, MsgType::kFailed, encode_u32s({err}) + e.message);
+  // Tells the host the command did not start. Only an exec that failed is
+  // the command's (126/127 there, by its errno); anything before it is
+  // togo's (125), sent as a negative errno.
+  auto fail = [&](const Error& e, bool exec_failed = false) {
+    int32_t code = exec_failed ? e.err : -(e.err > 0 ? e.err : EINVAL);
+    (void)send_message(ch, MsgType::kFailed,
+                       encode_u32s({static_cast<uint32_t>(code)}) + e.message);
     ::_exit(0);
   };
 
@@ -276,9 +241,7 @@ void leader_main(Fd channel, const SpawnRequest& req, std::vector<Fd> stdio) {
     if (exec_err[1] == kUserFailed && exec_err[0] == EINVAL)
       e.message += " (that id is not mapped into the env: without subordinate ids only your "
                    "own id exists inside)";
-    // togo's failures, not the command's 126/127.
-    if (exec_err[1] != kExecFailed) e.err = -exec_err[0];
-    fail(e);
+    fail(e, exec_err[1] == kExecFailed);
   }
   report_r.reset();
   std::vector<int> fds;

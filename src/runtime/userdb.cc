@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "base/text.h"
+
 namespace togo::runtime {
 
 namespace {
@@ -17,17 +19,16 @@ void for_each_line(std::string_view text, Fn&& fn) {
   }
 }
 
-// Splits on ':' into exactly n fields; false if the count differs.
-bool fields(std::string_view line, size_t n, std::string_view* out) {
-  size_t i = 0;
-  for (;;) {
-    size_t colon = line.find(':');
-    if (i == n) return false;
-    out[i++] = line.substr(0, colon);
-    if (colon == std::string_view::npos) break;
-    line.remove_prefix(colon + 1);
-  }
-  return i == n;
+// The first well-formed entry of `text` (parsed by `parse`) that `match`es.
+template <typename Parse, typename Match>
+auto first_entry(std::string_view text, Parse&& parse, Match&& match) {
+  decltype(parse(text)) found;
+  for_each_line(text, [&](std::string_view line) {
+    auto entry = parse(line);
+    if (entry && match(*entry)) found = std::move(entry);
+    return !found;
+  });
+  return found;
 }
 
 bool is_entry(std::string_view line) {
@@ -91,60 +92,43 @@ bool valid_user_name(std::string_view name) {
 
 std::optional<UserRecord> parse_passwd_line(std::string_view line) {
   if (!is_entry(line)) return std::nullopt;
-  std::string_view f[7];
-  if (!fields(line, 7, f) || f[0].empty()) return std::nullopt;
+  auto f = text::split(line, ':');
+  if (f.size() != 7 || f[0].empty()) return std::nullopt;
   auto uid = parse_decimal_id(f[2]);
   auto gid = parse_decimal_id(f[3]);
   if (!uid || !gid) return std::nullopt;
-  return UserRecord{std::string(f[0]), *uid, *gid, std::string(f[4]), std::string(f[5]),
-                    std::string(f[6])};
+  return UserRecord{f[0], *uid, *gid, f[4], f[5], f[6]};
 }
 
 std::optional<GroupRecord> parse_group_line(std::string_view line) {
   if (!is_entry(line)) return std::nullopt;
-  std::string_view f[4];
-  if (!fields(line, 4, f) || f[0].empty()) return std::nullopt;
+  auto f = text::split(line, ':');
+  if (f.size() != 4 || f[0].empty()) return std::nullopt;
   auto gid = parse_decimal_id(f[2]);
   if (!gid) return std::nullopt;
-  GroupRecord g{std::string(f[0]), *gid, {}};
-  std::string_view m = f[3];
-  while (!m.empty()) {
-    size_t comma = m.find(',');
-    std::string_view one = m.substr(0, comma);
-    if (!one.empty()) g.members.emplace_back(one);
-    m = comma == std::string_view::npos ? std::string_view() : m.substr(comma + 1);
-  }
+  GroupRecord g{f[0], *gid, {}};
+  if (!f[3].empty())
+    for (auto& member : text::split(f[3], ','))
+      if (!member.empty()) g.members.push_back(std::move(member));
   return g;
 }
 
 std::optional<UserRecord> find_user(std::string_view passwd, uint32_t uid) {
-  std::optional<UserRecord> found;
-  for_each_line(passwd, [&](std::string_view line) {
-    auto u = parse_passwd_line(line);
-    if (u && u->uid == uid) found = std::move(u);
-    return !found;
-  });
-  return found;
+  return first_entry(passwd, parse_passwd_line, [&](const UserRecord& u) { return u.uid == uid; });
 }
 
 std::optional<UserRecord> find_user_named(std::string_view passwd, std::string_view name) {
-  std::optional<UserRecord> found;
-  for_each_line(passwd, [&](std::string_view line) {
-    auto u = parse_passwd_line(line);
-    if (u && u->name == name) found = std::move(u);
-    return !found;
-  });
-  return found;
+  return first_entry(passwd, parse_passwd_line,
+                     [&](const UserRecord& u) { return u.name == name; });
 }
 
 std::optional<GroupRecord> find_group(std::string_view group, uint32_t gid) {
-  std::optional<GroupRecord> found;
-  for_each_line(group, [&](std::string_view line) {
-    auto g = parse_group_line(line);
-    if (g && g->gid == gid) found = std::move(g);
-    return !found;
-  });
-  return found;
+  return first_entry(group, parse_group_line, [&](const GroupRecord& g) { return g.gid == gid; });
+}
+
+std::optional<GroupRecord> find_group_named(std::string_view group, std::string_view name) {
+  return first_entry(group, parse_group_line,
+                     [&](const GroupRecord& g) { return g.name == name; });
 }
 
 std::vector<uint32_t> member_gids(std::string_view group, std::string_view user, uint32_t primary) {
@@ -196,6 +180,53 @@ Result<std::string> merge_group(std::string_view image, const GroupRecord& group
     return g && (g->name == group.name || g->gid == group.gid);
   });
   return out + line;
+}
+
+Result<std::pair<uint32_t, uint32_t>> resolve_image_user(std::string_view spec,
+                                                         std::string_view passwd,
+                                                         std::string_view group) {
+  // Digits only is an id, leading zeros and all, as Docker reads it.
+  auto number = [](std::string_view s) -> std::optional<uint64_t> {
+    if (s.empty() || s.find_first_not_of("0123456789") != s.npos) return std::nullopt;
+    uint64_t v = 0;
+    for (char c : s) v = std::min<uint64_t>(v * 10 + static_cast<uint64_t>(c - '0'), 1ull << 33);
+    return v;
+  };
+  // SECURITY: (uid_t)-1 asks setresuid for "no change", which would leave
+  // the command root.
+  auto too_big = [&](std::string_view s) {
+    return error(ErrorKind::kBadInput,
+                 "the image's User " + std::string(spec) + ": " + std::string(s) +
+                     " is not a valid id");
+  };
+  size_t colon = spec.find(':');
+  std::string_view u = spec.substr(0, colon);
+  uint32_t uid = 0, gid = 0;
+  if (u.empty()) {
+    if (auto root = find_user(passwd, 0)) gid = root->gid;
+  } else if (auto n = number(u)) {
+    if (*n >= 0xFFFFFFFFu) return too_big(u);
+    uid = static_cast<uint32_t>(*n);
+    if (auto pw = find_user(passwd, uid)) gid = pw->gid;
+  } else if (auto pw = find_user_named(passwd, u)) {
+    uid = pw->uid;
+    gid = pw->gid;
+  } else {
+    return error(ErrorKind::kNotFound,
+                 "the image's user " + std::string(u) + " is not in /etc/passwd");
+  }
+  std::string_view g = colon == std::string_view::npos ? "" : spec.substr(colon + 1);
+  if (g.empty()) return std::pair{uid, gid};
+  if (auto n = number(g)) {
+    if (*n >= 0xFFFFFFFFu) return too_big(g);
+    gid = static_cast<uint32_t>(*n);
+  } else if (auto gr = find_group_named(group, g)) {
+    gid = gr->gid;
+  } else {
+    return error(ErrorKind::kNotFound,
+                 "the image's group " + std::string(g) + " is not in /etc/group");
+  }
+  return std::pair{uid, gid};
 }
 
 Result<Invoker> resolve_invoker(const InvokerFacts& facts) {

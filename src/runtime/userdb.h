@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/error.h"
@@ -39,8 +40,9 @@ std::optional<GroupRecord> parse_group_line(std::string_view line);
 /// The first entry with this uid / name in passwd-format text.
 std::optional<UserRecord> find_user(std::string_view passwd, uint32_t uid);
 std::optional<UserRecord> find_user_named(std::string_view passwd, std::string_view name);
-/// The first entry with this gid in group-format text.
+/// The first entry with this gid / name in group-format text.
 std::optional<GroupRecord> find_group(std::string_view group, uint32_t gid);
+std::optional<GroupRecord> find_group_named(std::string_view group, std::string_view name);
 /// The gids of every group that lists `user` as a member, without
 /// `primary`, in file order, each once.
 std::vector<uint32_t> member_gids(std::string_view group, std::string_view user, uint32_t primary);
@@ -95,6 +97,16 @@ struct InvokerFacts {
 ///  - Root otherwise: root.
 /// Errors only when sudo/doas variables are present but unusable.
 Result<Invoker> resolve_invoker(const InvokerFacts& facts);
+
+/// The uid and gid an image's User means in an env whose /etc/passwd and
+/// /etc/group read `passwd` and `group`, as engines resolve it: "name",
+/// "uid", "name:group", "uid:gid" (and mixed). A name must be in the file, a
+/// number need not be. Without a group, the user's primary gid from passwd,
+/// else 0; an empty user part is root. kNotFound names what is missing;
+/// kBadInput for an id past 4294967294 ((uid_t)-1 would mean "no change").
+Result<std::pair<uint32_t, uint32_t>> resolve_image_user(std::string_view user,
+                                                         std::string_view passwd,
+                                                         std::string_view group);
 
 /// The login shell to use inside: `wanted` if the image has it, else
 /// /bin/bash, else /bin/sh. `exists` tells whether the image has a path.

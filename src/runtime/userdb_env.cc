@@ -24,14 +24,6 @@ std::optional<std::string> env_var(const char* name) {
   return std::string(v);
 }
 
-// A host file that the administrator controls; empty when it cannot be read.
-std::string read_host_file(const char* path) {
-  auto fd = sys::open_at(AT_FDCWD, path, O_RDONLY);
-  if (!fd) return {};
-  auto text = sys::read_all(fd->get(), path);
-  return text ? std::move(*text) : std::string();
-}
-
 // Reads an already opened image file, refusing what is not a plain file.
 Result<std::string> read_regular(int fd, const std::string& path) {
   struct stat st;
@@ -52,9 +44,14 @@ Result<Fd> open_in_root(int root, const std::string& path, int flags) {
   if (!(flags & O_PATH)) flags |= O_NONBLOCK | O_NOCTTY;  // openat2 refuses them with O_PATH
   return sys::open_at2(root, path, flags, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
 }
-
-
 }  // namespace
+
+std::string read_host_file(const char* path) {
+  auto fd = sys::open_at(AT_FDCWD, path, O_RDONLY);
+  if (!fd) return {};
+  auto text = sys::read_all(fd->get(), path);
+  return text ? std::move(*text) : std::string();
+}
 
 InvokerFacts read_invoker_facts() {
   InvokerFacts f;

@@ -20,6 +20,11 @@ namespace togo::runtime {
 inline constexpr const char* kRunPasswd = "passwd";
 inline constexpr const char* kRunGroup = "group";
 
+/// A file of the host's that its administrator controls (/etc/passwd,
+/// /etc/subuid, /etc/resolv.conf...), symlinks followed; empty if it cannot
+/// be read.
+std::string read_host_file(const char* path);
+
 /// The host's /etc/passwd and /etc/group (empty if unreadable), togo's real
 /// ids and the SUDO_*, DOAS_USER, USER/LOGNAME, HOME and SHELL variables.
 InvokerFacts read_invoker_facts();
@@ -39,7 +44,7 @@ Result<std::string> read_env_file(int root, const std::string& path);
 Result<std::string> read_layered_file(const std::vector<int>& layers, const std::string& path);
 
 /// True if `path` in the tree is a regular file with an execute bit,
-/// resolved as read_env_file does.
+/// resolved as read_env_file does. A session passes "/" of its env.
 bool env_has_program(int root, const std::string& path);
 
 /// What an env shows for `--user`.
@@ -48,8 +53,9 @@ struct EnvUserFiles {
 };
 
 /// The env's passwd and group texts with the invoker added (merge_passwd,
-/// merge_group). `shell` is the login shell to write: pass
-/// pick_shell(who.user.shell, ...) checked against the env.
+/// merge_group). `shell` is the login shell to write, usually the invoker's
+/// own: a session in an env that lacks it starts pick_shell's fallback
+/// (checked there, inside the env's merged root, which layers cannot show).
 Result<EnvUserFiles> env_user_files(std::string_view env_passwd, std::string_view env_group,
                                     const Invoker& who, const std::string& shell);
 

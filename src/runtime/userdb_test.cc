@@ -221,6 +221,37 @@ TEST(UserDb, InvokerNotInPasswdComesFromTheEnvironment) {
   EXPECT_EQ(resolve_invoker(f)->user.name, "u70000");
 }
 
+TEST(UserDb, ImageUserResolvesAsEnginesDo) {
+  auto ids = [](std::string_view user) { return resolve_image_user(user, kPasswd, kGroup); };
+  using Ids = std::pair<uint32_t, uint32_t>;
+  EXPECT_EQ(*ids("me"), (Ids{1000, 1000}));
+  EXPECT_EQ(*ids("1000"), (Ids{1000, 1000})) << "a uid gets its passwd group";
+  EXPECT_EQ(*ids("4321"), (Ids{4321, 0})) << "a uid need not be in passwd";
+  EXPECT_EQ(*ids("01000"), (Ids{1000, 1000})) << "digits are an id, as Docker reads them";
+  EXPECT_EQ(*ids("me:kvm"), (Ids{1000, 104}));
+  EXPECT_EQ(*ids("daemon:50"), (Ids{1, 50}));
+  EXPECT_EQ(*ids(":adm"), (Ids{0, 4})) << "no user part is root";
+  EXPECT_EQ(*ids("me:"), (Ids{1000, 1000}));
+  EXPECT_EQ(*ids("4294967294"), (Ids{4294967294u, 0}));
+  EXPECT_EQ(find_group_named(kGroup, "kvm")->gid, 104u);
+  EXPECT_FALSE(find_group_named(kGroup, "junk")) << "malformed lines are skipped";
+
+  auto ghost = ids("ghost");
+  ASSERT_FALSE(ghost);
+  EXPECT_EQ(ghost.error().kind, ErrorKind::kNotFound);
+  EXPECT_EQ(ghost.error().message, "the image's user ghost is not in /etc/passwd");
+  auto staff = ids("me:staff");
+  ASSERT_FALSE(staff);
+  EXPECT_EQ(staff.error().message, "the image's group staff is not in /etc/group");
+  EXPECT_FALSE(ids("octal")) << "a malformed line names nobody";
+  // (uid_t)-1 would leave the command root: refused, not wrapped around.
+  for (const char* bad : {"4294967295", "4294967296", "99999999999", "me:4294967295"}) {
+    auto r = ids(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().kind, ErrorKind::kBadInput) << bad;
+  }
+}
+
 TEST(UserDb, PickShellFallsBack) {
   auto only = [](std::vector<std::string> have) {
     return [have](const std::string& p) {

@@ -31,12 +31,6 @@ class EnvStateTest : public TogoTest {
 };
 TOGO_AS_ROOT_AND_ROOTLESS(EnvStateTest);
 
-double now_s() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
 TEST_P(EnvStateTest, WritesPersistAcrossRuns) {
   RunResult w = sh("dev",
                    "echo hello > /root/f && mkdir -p /srv/data && echo x > /srv/data/y "

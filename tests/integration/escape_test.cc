@@ -20,6 +20,15 @@ class EscapeTest : public TogoTest {
     auto text = read_file(path);
     return text ? Sha256::digest_of(*text) : "unreadable";
   }
+  /// True if the probe saw a mount on `point`.
+  static bool mounted(const std::map<std::string, std::vector<std::string>>& probe,
+                      const std::string& point) {
+    auto it = probe.find("mount");
+    if (it == probe.end()) return false;
+    for (const auto& m : it->second)
+      if (m.starts_with(point + " ")) return true;
+    return false;
+  }
 };
 
 // runc CVE-2019-5736: a process in the container opened the runtime's binary
@@ -79,6 +88,9 @@ TEST_P(EscapeTest, HardeningIsOnByDefault) {
   // chown dac_override fowner fsetid kill setgid setuid setpcap
   // net_bind_service sys_chroot setfcap: what podman grants.
   EXPECT_EQ(probe_value(p, "cap_eff"), "00000000800405fb");
+  // Masked and read-only /proc paths are mounts over the env's own.
+  EXPECT_TRUE(mounted(p, "/proc/keys")) << testing::PrintToString(p["mount"]);
+  EXPECT_TRUE(mounted(p, "/proc/sys")) << testing::PrintToString(p["mount"]);
   RunResult r = sh("dev",
                    "unshare -U true 2>/dev/null && echo unshared;"
                    "hostname evil 2>/dev/null && echo renamed;"
@@ -93,6 +105,10 @@ TEST_P(EscapeTest, PrivilegedTurnsHardeningOff) {
   auto p = probe("dev");
   EXPECT_EQ(probe_value(p, "seccomp"), "0");
   EXPECT_EQ(probe_value(p, "no_new_privs"), "0");
+  EXPECT_NE(probe_value(p, "cap_eff"), "00000000800405fb") << "capabilities are not dropped";
+  EXPECT_NE(probe_value(p, "cap_eff"), "");
+  EXPECT_FALSE(mounted(p, "/proc/keys")) << "no masked paths";
+  EXPECT_FALSE(mounted(p, "/proc/sys"));
 }
 
 // A share whose target in the image is a symlink pointing out of the env

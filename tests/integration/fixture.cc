@@ -19,8 +19,6 @@
 #include <functional>
 #include <sstream>
 
-extern char** environ;
-
 namespace togo::test {
 
 namespace sfs = std::filesystem;
@@ -47,6 +45,14 @@ std::vector<std::string> lines_of(const std::string& s) {
   if (!lines[0].starts_with("togo: ") || lines[0].starts_with("togo: hint: "))
     return fail("the first line is not \"togo: <what>: <why>\"");
   if (lines[0].find(": ", 6) == std::string::npos) return fail("the first line has no \": <why>\"");
+  // Context added twice on the way out ("mapping ids: mapping ids: ...").
+  std::string previous;
+  for (size_t at = 6, next; at < lines[0].size(); at = next + 2) {
+    next = std::min(lines[0].find(": ", at), lines[0].size());
+    std::string part = lines[0].substr(at, next - at);
+    if (part == previous) return fail("\"" + part + ": \" is said twice in a row");
+    previous = part;
+  }
   if (lines.size() == 2 && !lines[1].starts_with("togo: hint: "))
     return fail("the second line is not \"togo: hint: ...\"");
   if (!needle.empty() && lines[0].find(needle) == std::string::npos)
@@ -223,23 +229,10 @@ std::string TogoTest::images_json() const {
 
 // ---- Background ----
 
-namespace {
-double now_s() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-}  // namespace
-
 Background::Background(const std::vector<std::string>& argv_in, std::optional<uid_t> as_uid) {
-  std::vector<std::string> env;
-  if (as_uid) {
-    const char* tmp = std::getenv("TMPDIR");
-    env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-           std::string("HOME=") + (tmp && *tmp ? tmp : "/tmp")};
-  } else {
-    for (char** e = environ; e && *e; ++e) env.emplace_back(*e);
-  }
+  RunOptions o;
+  o.as_uid = as_uid;
+  std::vector<std::string> env = child_environment(o);
   std::vector<std::string> argv_s = argv_in;
   std::vector<char*> argv, envp;
   for (auto& a : argv_s) argv.push_back(a.data());
@@ -346,6 +339,17 @@ void exec_child(char* const* argv, char* const* envp, std::optional<uid_t> as_ui
     ::_exit(126);
   ::execve(argv[0], argv, envp);
   ::_exit(127);
+}
+
+bool contains(const std::string& hay, const std::string& needle) {
+  return hay.find(needle) != std::string::npos;
+}
+
+bool eventually(const std::function<bool()>& done, double timeout_s) {
+  for (double end = now_s() + timeout_s;; ::usleep(20000)) {
+    if (done()) return true;
+    if (now_s() >= end) return false;
+  }
 }
 
 std::string TogoTest::state_of(const std::string& env) const {

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -26,9 +27,16 @@ void PrintTo(As as, std::ostream* os);
 /// The lines of `s`, without their "\n".
 std::vector<std::string> lines_of(const std::string& s);
 
-/// Success if stderr is one line "togo: <what>: <why>" containing `needle`,
-/// optionally followed by one "togo: hint: ..." line, and stdout is empty.
+/// Success if stderr is one line "togo: <what>: <why>" containing `needle`
+/// (and no part of it said twice in a row), optionally followed by one
+/// "togo: hint: ..." line, and stdout is empty.
 ::testing::AssertionResult one_line_error(const RunResult& r, const std::string& needle = "");
+
+/// True if `needle` occurs in `hay`.
+bool contains(const std::string& hay, const std::string& needle);
+
+/// Polls `done` every 20 ms until it is true or `timeout_s` passed.
+bool eventually(const std::function<bool()>& done, double timeout_s = 5);
 
 /// The content of a file, or nullopt if it cannot be read.
 std::optional<std::string> read_file(const std::string& path);

@@ -58,23 +58,6 @@ std::string temp_root() {
 
 std::string key_of(const std::string& kv) { return kv.substr(0, kv.find('=')); }
 
-// The child's environment: ours, or a minimal one for as_uid; `extra` wins.
-std::vector<std::string> child_env(const RunOptions& o) {
-  std::vector<std::string> env;
-  if (o.as_uid) {
-    env.push_back("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    env.push_back("HOME=" + temp_root());
-  } else {
-    for (char** e = environ; e && *e; ++e) env.emplace_back(*e);
-  }
-  for (const auto& kv : o.env) {
-    std::string k = key_of(kv);
-    std::erase_if(env, [&](const std::string& x) { return key_of(x) == k; });
-    env.push_back(kv);
-  }
-  return env;
-}
-
 std::vector<char*> c_strings(std::vector<std::string>& v) {
   std::vector<char*> out;
   for (auto& s : v) out.push_back(s.data());
@@ -92,12 +75,6 @@ void ignore_sigpipe() {
     return true;
   }();
   (void)done;
-}
-
-double now_s() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
 std::string join_argv(const std::vector<std::string>& argv) {
@@ -161,6 +138,28 @@ bool make_pipe(int fds[2]) { return ::pipe2(fds, O_CLOEXEC) == 0; }
 
 }  // namespace
 
+std::vector<std::string> child_environment(const RunOptions& o) {
+  std::vector<std::string> env;
+  if (o.as_uid) {
+    env.push_back("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    env.push_back("HOME=" + temp_root());
+  } else {
+    for (char** e = environ; e && *e; ++e) env.emplace_back(*e);
+  }
+  for (const auto& kv : o.env) {
+    std::string k = key_of(kv);
+    std::erase_if(env, [&](const std::string& x) { return key_of(x) == k; });
+    env.push_back(kv);
+  }
+  return env;
+}
+
+double now_s() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
 RunResult run(const std::vector<std::string>& argv_in, const RunOptions& o) {
   RunResult r;
   if (argv_in.empty()) {
@@ -169,7 +168,7 @@ RunResult run(const std::vector<std::string>& argv_in, const RunOptions& o) {
   }
   ignore_sigpipe();
   std::vector<std::string> argv_store = argv_in;
-  std::vector<std::string> env_store = child_env(o);
+  std::vector<std::string> env_store = child_environment(o);
   std::vector<char*> argv = c_strings(argv_store);
   std::vector<char*> envp = c_strings(env_store);
 

@@ -42,6 +42,10 @@ struct RunOptions {
   std::string cwd;
 };
 
+/// The environment a child of run() gets: ours, or for `as_uid` a minimal
+/// one (PATH, and HOME set to the temp root); `env` replaces same-named keys.
+std::vector<std::string> child_environment(const RunOptions& o);
+
 /// Runs argv[0] (searched in PATH if it has no '/') with fork/exec, no shell.
 /// The child gets its own process group and only fds 0, 1 and 2. If it cannot
 /// be started, status is 127 (not found) or 126 and `err` says why.
@@ -54,6 +58,9 @@ RunResult togo(const std::string& store, const std::vector<std::string>& args,
 /// Paths of the binaries under test.
 inline std::string togo_bin() { return TOGO_BIN; }
 inline std::string probe_bin() { return TOGO_PROBE; }
+
+/// Seconds on the monotonic clock, for deadlines and durations.
+double now_s();
 
 /// "status=N\nstdout:\n...\nstderr:\n..." for failure messages.
 std::string describe(const RunResult& r);

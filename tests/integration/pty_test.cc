@@ -21,16 +21,8 @@
 
 #include "fixture.h"
 
-extern char** environ;
-
 namespace togo::test {
 namespace {
-
-double now_s() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
 
 /// togo started with a terminal we own: `master` is our end, `slave` stays
 /// open here so its settings can be read.
@@ -59,14 +51,10 @@ class Term {
       ADD_FAILURE() << "pipe: " << strerror(errno);
       return;
     }
-    std::vector<std::string> env;
-    if (as_uid) {
-      const char* tmp = std::getenv("TMPDIR");
-      env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-             std::string("HOME=") + (tmp && *tmp ? tmp : "/tmp"), "TERM=xterm"};
-    } else {
-      for (char** e = environ; e && *e; ++e) env.emplace_back(*e);
-    }
+    RunOptions o;
+    o.as_uid = as_uid;
+    if (as_uid) o.env = {"TERM=xterm"};
+    std::vector<std::string> env = child_environment(o);
     std::vector<std::string> argv_s = argv;
     std::vector<char*> av, ev;
     for (auto& a : argv_s) av.push_back(a.data());

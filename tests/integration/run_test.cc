@@ -1,6 +1,9 @@
 // `togo run`: what a command sees inside an environment (namespaces, ids,
 // mounts, devices, descriptors) and what passes through it (stdin, stdout,
 // stderr, exit status).
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "fixture.h"
@@ -169,6 +172,51 @@ TEST_P(RunTest, NoCommandRunsTheLoginShell) {
   RunResult r = tg({"run", "dev"}, "echo $0; echo $HOME; pwd; exit 7\n");
   EXPECT_EQ(r.status, 7) << describe(r);
   EXPECT_EQ(r.out, "-sh\n/root\n/root\n");
+}
+
+// --user: the command runs as the invoker, who is in the env's passwd with
+// their home; a login shell the image lacks (the host's zsh here) gives way
+// to one it has, for $SHELL and for a login.
+TEST_P(RunTest, UserRunsCommandsAsTheInvoker) {
+  if (rootless() && !as_uid()) GTEST_SKIP() << "needs a user the host's /etc/passwd lacks";
+  const std::string uid = std::to_string(unprivileged_uid());
+  std::string home = sub("home");
+  ASSERT_EQ(::mkdir(home.c_str(), 0755), 0);
+  RunOptions o = opts();
+  if (rootless()) {
+    ASSERT_EQ(::chown(home.c_str(), host_uid(), host_uid()), 0);
+    o.env = {"USER=me", "HOME=" + home, "SHELL=/bin/zsh"};
+  } else {
+    // Root on behalf of someone (sudo): that person, their home under /home.
+    o.env = {"SUDO_UID=" + uid, "SUDO_GID=" + uid, "SUDO_USER=me", "SHELL=/bin/zsh"};
+    home = "/home/me";
+  }
+  auto tgu = [&](const std::vector<std::string>& args, const std::string& input = {}) {
+    RunOptions with_input = o;
+    with_input.input = input;
+    return togo(store(), args, with_input);
+  };
+  RunResult c = tgu({"create", "me", "--image", "test", "--user"});
+  ASSERT_EQ(c.status, 0) << describe(c);
+  RunResult r = tgu({"run", "me", "--", "sh", "-c",
+                     "id -u; id -un; echo $HOME; echo $SHELL; grep ^me: /etc/passwd"});
+  EXPECT_EQ(r.status, 0) << describe(r);
+  std::string shell = rootless() ? "/bin/zsh" : "/bin/sh";
+  EXPECT_EQ(r.out, uid + "\nme\n" + home + "\n/bin/sh\nme:x:" + uid + ":" + uid + "::" + home +
+                       ":" + shell + "\n");
+  RunResult login = tgu({"run", "me"}, "echo $0; exit 3\n");
+  EXPECT_EQ(login.status, 3) << describe(login);
+  EXPECT_EQ(login.out, "-sh\n");
+}
+
+// An image's User that its /etc/passwd lacks: togo cannot start the command.
+TEST_P(RunTest, ImageUserMissingFromPasswdIsTogosFailure) {
+  RunResult c = tg({"commit", "dev", "ghostly", "--change", "USER=ghost"});
+  ASSERT_EQ(c.status, 0) << describe(c);
+  ASSERT_NO_FATAL_FAILURE(create_env("haunted", "ghostly"));
+  RunResult r = in_env("haunted", {"true"});
+  EXPECT_EQ(r.status, 125) << describe(r);
+  EXPECT_TRUE(one_line_error(r, "ghost is not in /etc/passwd"));
 }
 
 TEST_P(RunTest, MissingEnvIsTogosFailure) {

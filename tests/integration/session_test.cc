@@ -14,24 +14,6 @@
 namespace togo::test {
 namespace {
 
-double now_s() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
-/// Polls `done` every 20 ms until it is true or `timeout_s` passed.
-bool eventually(const std::function<bool()>& done, double timeout_s = 5) {
-  for (double end = now_s() + timeout_s;; ::usleep(20000)) {
-    if (done()) return true;
-    if (now_s() >= end) return false;
-  }
-}
-
-bool contains(const std::string& hay, const std::string& needle) {
-  return hay.find(needle) != std::string::npos;
-}
-
 class SessionTest : public TogoTest {
  protected:
   void SetUp() override {

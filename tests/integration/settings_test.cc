@@ -9,10 +9,6 @@
 namespace togo::test {
 namespace {
 
-bool contains(const std::string& hay, const std::string& needle) {
-  return hay.find(needle) != std::string::npos;
-}
-
 class SettingsTest : public TogoTest {
  protected:
   void SetUp() override {
