@@ -259,15 +259,6 @@ Result<void> place_layers(store::Store& st, const std::string& stage,
   return moved;
 }
 
-Result<void> place_layer(store::Store& st, const std::string& stage, int n,
-                         const StagedLayer& layer) {
-  if (layer.known) return {};
-  int s = st.fd();
-  if (::syncfs(s) < 0) return sys_error(errno, "syncing the store's filesystem");
-  TRY(move_layer(s, stage, n, layer.record.digest));
-  return sync_parents(s);
-}
-
 void discard_placed(store::Store& st, const std::vector<StagedLayer>& layers) {
   for (auto& l : layers)
     if (!l.known) {

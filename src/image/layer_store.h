@@ -62,9 +62,6 @@ Result<StagedLayer> stage_layer(store::Store& st, const std::string& stage, int 
 /// fails, discard_placed() takes the files back out.
 Result<void> place_layers(store::Store& st, const std::string& stage,
                           const std::vector<StagedLayer>& layers);
-/// place_layers for the one layer stage/<n>.
-Result<void> place_layer(store::Store& st, const std::string& stage, int n,
-                         const StagedLayer& layer);
 /// Removes the files of the layers place_layers moved (those not `known`),
 /// for an import whose catalog transaction did not happen. Best effort:
 /// what stays is garbage that `togo gc` removes.
