@@ -135,20 +135,31 @@ Result<void> remove_tree(int dirfd, const std::string& name) {
   return {};
 }
 
-std::vector<std::string> list_dir(int dirfd) {
-  std::vector<std::string> out;
+Result<std::vector<std::string>> read_dir(int dirfd) {
   int dup = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-  DIR* d = dup < 0 ? nullptr : ::fdopendir(dup);
+  if (dup < 0) return sys_error(errno, "reading directory");
+  DIR* d = ::fdopendir(dup);
   if (!d) {
-    if (dup >= 0) ::close(dup);
-    return out;
+    ::close(dup);
+    return sys_error(errno, "reading directory");
   }
-  while (struct dirent* e = ::readdir(d)) {
+  std::vector<std::string> names;
+  for (;;) {
+    errno = 0;
+    struct dirent* e = ::readdir(d);
+    if (!e) break;
     std::string n = e->d_name;
-    if (n != "." && n != "..") out.push_back(n);
+    if (n != "." && n != "..") names.push_back(std::move(n));
   }
+  int err = errno;
   ::closedir(d);
-  return out;
+  if (err) return sys_error(err, "reading directory");
+  return names;
+}
+
+std::vector<std::string> list_dir(int dirfd) {
+  auto names = read_dir(dirfd);
+  return names ? std::move(*names) : std::vector<std::string>{};
 }
 
 namespace {

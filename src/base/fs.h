@@ -36,7 +36,9 @@ Result<void> make_dirs(const std::string& path, mode_t mode = 0755);
 /// Removes `dirfd/name` and everything under it, never following symlinks,
 /// making read-only directories writable as it goes. Missing is not an error.
 Result<void> remove_tree(int dirfd, const std::string& name);
-/// The names in a directory (no "." or ".."); empty if it cannot be read.
+/// The names in a directory (no "." or ".."), in the order readdir gives.
+Result<std::vector<std::string>> read_dir(int dirfd);
+/// read_dir, with an empty list if the directory cannot be read.
 std::vector<std::string> list_dir(int dirfd);
 /// Size in bytes of all regular files under a directory (hardlinks once).
 Result<unsigned long long> tree_size(int dirfd);

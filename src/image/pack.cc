@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/fs.h"
 #include "base/sys.h"
 #include "image/tar_path.h"
 #include "image/whiteout.h"
@@ -80,24 +81,7 @@ Result<Xattrs> read_xattrs(int fd, const std::string& path) {
 
 // Entry names of a directory, sorted bytewise.
 Result<std::vector<std::string>> read_names(int dirfd) {
-  int dup = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-  if (dup < 0) return sys_error(errno, "reading directory");
-  DIR* d = ::fdopendir(dup);
-  if (!d) {
-    ::close(dup);
-    return sys_error(errno, "reading directory");
-  }
-  std::vector<std::string> names;
-  for (;;) {
-    errno = 0;
-    struct dirent* e = ::readdir(d);
-    if (!e) break;
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(std::move(n));
-  }
-  int err = errno;
-  ::closedir(d);
-  if (err) return sys_error(err, "reading directory");
+  auto names = TRY(fs::read_dir(dirfd));
   std::sort(names.begin(), names.end());
   return names;
 }
