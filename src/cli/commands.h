@@ -19,6 +19,7 @@ enum ExitCode {
   kExitNotFound = 3,
   kExitConflict = 4,
   kExitBadInput = 5,
+  kExitDamaged = 6,  // fsck: damage that is still there
   kExitRunFailed = 125,
   kExitCannotExecute = 126,
   kExitCommandNotFound = 127,
@@ -53,6 +54,7 @@ Result<int> cmd_image_ls(Context& c);
 Result<int> cmd_image_inspect(Context& c);
 Result<int> cmd_image_rm(Context& c);
 Result<int> cmd_gc(Context& c);
+Result<int> cmd_fsck(Context& c);
 Result<int> cmd_commit(Context& c);
 Result<int> cmd_image_export(Context& c);
 Result<int> cmd_image_pull(Context& c);

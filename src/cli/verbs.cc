@@ -133,6 +133,13 @@ const std::vector<VerbSpec>& verbs() {
        "store has it (a file made with --no-image needs it here). Rootless, files of other\n"
        "owners become yours (root inside), as with image import. Nothing changes on error."},
       {"gc", "", "remove what nothing in the store names: unused layers and blobs, leftovers"},
+      {"fsck", "", "check the whole store: catalog, blobs, unpacked layers, environments",
+       {{"--repair", "", "rebuild layers from their blobs, remove leftovers, mark what is lost"}},
+       0, 0, false,
+       "Every blob is hashed and every unpacked layer compared with what was unpacked, so it\n"
+       "reads the whole store. Exit status 0: whole; 6: damage that is still there (the lines\n"
+       "say which object and why). After a crash, the next command that changes the store\n"
+       "rolls back or finishes what was interrupted; fsck does too."},
       {"version", "", "print togo's version and store format"},
       {"help", "[VERB]", "show help for togo or one verb", {}, 0, 2},
   };
@@ -153,6 +160,7 @@ Handler handler_for(const VerbSpec& v) {
       {"image pull", cmd_image_pull}, {"image push", cmd_image_push},
       {"export", cmd_export},     {"import", cmd_import},
       {"gc", cmd_gc},
+      {"fsck", cmd_fsck},
       {"version", cmd_version},   {"help", cmd_help},
   };
   auto it = handlers.find(v.name);

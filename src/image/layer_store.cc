@@ -14,6 +14,7 @@
 #include "image/oci.h"
 #include "image/unpack.h"
 #include "store/layout.h"
+#include "store/tree_listing.h"
 
 namespace togo::image {
 
@@ -213,8 +214,15 @@ Result<StagedLayer> stage_layer(store::Store& st, const std::string& stage, int 
                  expect.what + ": uncompressed content hashes to " + r.diff_id +
                      ", the image config says " + expect.diff_id);
   TRY(sys::fsync(blob.get(), "blob"));
+  // What was unpacked, recorded so that `togo fsck` can check the tree.
+  std::string listing = TRY_CTX(store::list_tree(root.get()), expect.what + ": listing the unpacked tree");
+  {
+    Fd f = TRY(sys::open_at(s, base + ".files", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0444));
+    TRY(sys::write_all(f.get(), listing, "layer listing"));
+  }
   StagedLayer out;
-  out.record = {r.digest, r.blob_size, r.unpacked, r.diff_id, r.media_type};
+  out.record = {r.digest, r.blob_size, r.unpacked, r.diff_id, r.media_type,
+                Sha256::digest_of(listing)};
   out.known = TRY(st.catalog().find_layer(r.digest)).has_value();
   return out;
 }
@@ -228,6 +236,7 @@ Result<void> move_layer(int s, const std::string& stage, int n, const std::strin
   TRY(fs::remove_tree(s, ldir));  // leftovers of an import that crashed
   TRY(sys::mkdir_at(s, ldir, 0755));
   TRY(sys::rename_at(s, base + ".root", s, store::layer_root(digest)));
+  TRY(sys::rename_at(s, base + ".files", s, store::layer_files(digest)));
   TRY(sys::rename_at(s, base + ".blob", s, store::blob_path(digest)));
   Fd ld = TRY(sys::open_at(s, ldir, O_RDONLY | O_DIRECTORY));
   return fs::sync_dir(ld.get(), ldir);

@@ -321,8 +321,8 @@ Result<store::ImageRecord> pull(store::Store& st, const Reference& ref, const Pu
   }
 
   TRY(sys::ensure_dir_at(st.fd(), store::kTmp, 0755));
-  TRY(sys::ensure_dir_at(st.fd(), kDownloadsDir, 0755));
-  Fd dir = TRY(sys::open_at(st.fd(), kDownloadsDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  TRY(sys::ensure_dir_at(st.fd(), store::kDownloads, 0755));
+  Fd dir = TRY(sys::open_at(st.fd(), store::kDownloads, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
 
   ImportOptions io;
   io.name = name;

@@ -26,7 +26,6 @@ namespace togo::image {
 /// an flock(2) on each while it writes it; `togo gc` removes only those no
 /// pull holds. A complete one is used through the pull's open descriptor,
 /// so removing it by name takes nothing from that pull.
-inline constexpr const char* kDownloadsDir = "tmp/downloads";
 inline constexpr const char* kPartialSuffix = ".partial";
 
 /// What one blob transfer is doing, for a progress display.

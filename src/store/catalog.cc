@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include "store/page_check.h"
+
 #include <map>
 #include <utility>
 
@@ -9,7 +11,7 @@ namespace togo::store {
 
 namespace {
 
-constexpr int kSchema = 2;
+constexpr int kSchema = 3;
 
 const char* kSchemaV1 = R"(
 CREATE TABLE layers (
@@ -47,11 +49,28 @@ ALTER TABLE layers ADD COLUMN diff_id TEXT NOT NULL DEFAULT '';
 ALTER TABLE layers ADD COLUMN media_type TEXT NOT NULL DEFAULT '';
 )";
 
+// Schema 3: what an unpacked layer holds (the digest of its listing, see
+// tree_listing.h), and what `togo fsck --repair` found damaged and could not
+// rebuild.
+const char* kSchemaV3 = R"(
+ALTER TABLE layers ADD COLUMN tree TEXT NOT NULL DEFAULT '';
+CREATE TABLE damaged (
+  object TEXT PRIMARY KEY,
+  reason TEXT NOT NULL,
+  found  INTEGER NOT NULL
+);
+)";
+
 std::unexpected<Error> db_error(sqlite3* db, const std::string& what) {
   int code = sqlite3_errcode(db);
   Error e;
   e.kind = code == SQLITE_BUSY ? ErrorKind::kConflict : ErrorKind::kFailed;
   e.message = "catalog: " + what + ": " + sqlite3_errmsg(db);
+  if (sqlite3_extended_errcode(db) == SQLITE_IOERR_DATA) {
+    e.message = "catalog: " + what + ": page " + std::to_string(last_damaged_page()) +
+                " of the catalog is damaged (its checksum does not match)";
+    e.hint = "run `togo fsck`";
+  }
   if (code == SQLITE_BUSY) e.hint = "another togo is writing the store; try again";
   return std::unexpected(std::move(e));
 }
@@ -101,7 +120,8 @@ class Stmt {
 Result<Catalog> Catalog::open(const std::string& path, bool create) {
   sqlite3* db = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
-  if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
+  register_page_check_vfs();
+  if (sqlite3_open_v2(path.c_str(), &db, flags, kPageCheckVfs) != SQLITE_OK) {
     auto e = db_error(db, "opening " + path);
     sqlite3_close(db);
     return e;
@@ -119,8 +139,12 @@ Result<Catalog> Catalog::open(const std::string& path, bool create) {
   // is kept in the file, so only a writer sets it (a reader's start is on
   // the path of every `togo run`).
   // synchronous=FULL: a commit that returned is on the disk.
-  if (create)
+  if (create) {
+    // A new catalog reserves room for page checksums before its first page
+    // is written; an older one gets it in migrate().
+    if (TRY(c.page_count()) == 0) TRY(c.reserve_checksums());
     TRY(c.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"));
+  }
   TRY(c.migrate());
   return c;
 }
@@ -139,26 +163,92 @@ Result<void> Catalog::exec(const std::string& sql) {
 }
 
 Result<void> Catalog::migrate() {
-  Stmt q(db_, "PRAGMA user_version");
-  TRY(q.step());
-  int64_t version = q.integer(0);
+  int64_t version = 0;
+  {
+    Stmt q(db_, "PRAGMA user_version");
+    TRY(q.step());
+    version = q.integer(0);
+  }
   if (version > kSchema)
     return error(ErrorKind::kConflict, "catalog schema " + std::to_string(version) +
                                            " is newer than this togo understands (" +
                                            std::to_string(kSchema) + ")");
-  if (version == kSchema) return {};
-  return transaction([&]() -> Result<void> {
+  if (version < kSchema) TRY(transaction([&]() -> Result<void> {
     if (version < 1) TRY(exec(kSchemaV1));
     if (version < 2) TRY(exec(kSchemaV2));
+    if (version < 3) TRY(exec(kSchemaV3));
     return exec("PRAGMA user_version=" + std::to_string(kSchema));
-  });
+  }));
+  // Catalogs made before page checksums are rewritten with room for them.
+  if (TRY(reserved_bytes()) != kPageCheckBytes) {
+    TRY(reserve_checksums());
+    TRY(exec("VACUUM"));
+  }
+  return {};
+}
+
+Result<int64_t> Catalog::page_count() {
+  Stmt q(db_, "PRAGMA page_count");
+  TRY(q.step());
+  return q.integer(0);
+}
+
+Result<int> Catalog::reserved_bytes() {
+  int n = -1;
+  if (sqlite3_file_control(db_, "main", SQLITE_FCNTL_RESERVE_BYTES, &n) != SQLITE_OK)
+    return db_error(db_, "reading the page layout");
+  return n;
+}
+
+Result<void> Catalog::reserve_checksums() {
+  int n = kPageCheckBytes;
+  if (sqlite3_file_control(db_, "main", SQLITE_FCNTL_RESERVE_BYTES, &n) != SQLITE_OK)
+    return db_error(db_, "reserving room for page checksums");
+  return {};
+}
+
+Result<std::string> Catalog::integrity_check() {
+  std::string out;
+  Stmt q(db_, "PRAGMA integrity_check");
+  while (TRY(q.step()))
+    if (q.text(0) != "ok") out += (out.empty() ? "" : "; ") + q.text(0);
+  Stmt f(db_, "PRAGMA foreign_key_check");
+  while (TRY(f.step()))
+    out += (out.empty() ? "" : "; ") + ("a row of " + f.text(0) + " names a missing " + f.text(2));
+  return out;
+}
+
+Result<void> Catalog::checkpoint() {
+  Stmt q(db_, "PRAGMA wal_checkpoint(TRUNCATE)");
+  TRY(q.step());
+  if (q.integer(0) != 0)
+    return error(ErrorKind::kConflict, "catalog: a reader kept the log from being written back",
+                 "try again when no other togo is running");
+  return {};
+}
+
+Result<void> Catalog::mark_damaged(const std::string& object, const std::string& reason, int64_t now) {
+  return Stmt(db_, "INSERT OR REPLACE INTO damaged (object, reason, found) VALUES (?, ?, ?)")
+      .bind(object).bind(reason).bind(now).run();
+}
+
+Result<void> Catalog::clear_damaged(const std::string& object) {
+  return Stmt(db_, "DELETE FROM damaged WHERE object = ?").bind(object).run();
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> Catalog::damaged() {
+  Stmt q(db_, "SELECT object, reason FROM damaged ORDER BY object");
+  std::vector<std::pair<std::string, std::string>> out;
+  while (TRY(q.step())) out.emplace_back(q.text(0), q.text(1));
+  return out;
 }
 
 namespace {
-constexpr const char* kLayerCols = "SELECT digest, blob_size, size, diff_id, media_type FROM layers";
+constexpr const char* kLayerCols =
+    "SELECT digest, blob_size, size, diff_id, media_type, tree FROM layers";
 LayerRecord layer_row(Stmt& q) {
   return {q.text(0), static_cast<uint64_t>(q.integer(1)), static_cast<uint64_t>(q.integer(2)),
-          q.text(3), q.text(4)};
+          q.text(3), q.text(4), q.text(5)};
 }
 }  // namespace
 
@@ -178,10 +268,10 @@ Result<std::vector<LayerRecord>> Catalog::layers() {
 
 Result<void> Catalog::put_layer(const LayerRecord& l) {
   Stmt q(db_,
-         "INSERT OR REPLACE INTO layers (digest, blob_size, size, diff_id, media_type) "
-         "VALUES (?, ?, ?, ?, ?)");
+         "INSERT OR REPLACE INTO layers (digest, blob_size, size, diff_id, media_type, tree) "
+         "VALUES (?, ?, ?, ?, ?, ?)");
   return q.bind(l.digest).bind(static_cast<int64_t>(l.blob_size))
-      .bind(static_cast<int64_t>(l.size)).bind(l.diff_id).bind(l.media_type).run();
+      .bind(static_cast<int64_t>(l.size)).bind(l.diff_id).bind(l.media_type).bind(l.tree).run();
 }
 
 Result<void> Catalog::delete_layer(const std::string& digest) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/error.h"
@@ -19,6 +20,7 @@ struct LayerRecord {
   uint64_t size = 0;    // bytes of regular files once unpacked
   std::string diff_id;  // "sha256:<hex>" of the uncompressed tar (OCI's diff_id)
   std::string media_type;  // the OCI layer media type that says how the blob is compressed
+  std::string tree;     // "sha256:<hex>" of the unpacked tree's listing ("" if not recorded)
 };
 
 /// One name of an image. Names are unique; several names may share the same
@@ -90,9 +92,25 @@ class Catalog {
 
   Result<void> exec(const std::string& sql);
 
+  /// Problems SQLite finds in the catalog's structure and references, in
+  /// words; empty when there are none.
+  Result<std::string> integrity_check();
+  /// Writes the log back into the database file and empties it, so the
+  /// file alone holds every commit (fsck checks the file page by page).
+  Result<void> checkpoint();
+
+  /// Objects `togo fsck --repair` found damaged and could not rebuild
+  /// ("layer sha256:...", "blob sha256:..."), with why.
+  Result<void> mark_damaged(const std::string& object, const std::string& reason, int64_t now);
+  Result<void> clear_damaged(const std::string& object);
+  Result<std::vector<std::pair<std::string, std::string>>> damaged();
+
  private:
   explicit Catalog(sqlite3* db) : db_(db) {}
   Result<void> migrate();
+  Result<int64_t> page_count();
+  Result<int> reserved_bytes();
+  Result<void> reserve_checksums();
   sqlite3* db_;
 };
 

@@ -18,6 +18,7 @@ std::string layer_dir(std::string_view digest) {
 }
 
 std::string layer_root(std::string_view digest) { return layer_dir(digest) + "/root"; }
+std::string layer_files(std::string_view digest) { return layer_dir(digest) + "/files"; }
 
 EnvPaths env_paths(std::string_view env_id) {
   std::string dir = std::string(kEnvs) + "/" + std::string(env_id);

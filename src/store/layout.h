@@ -17,6 +17,7 @@ inline constexpr const char* kBlobs = "blobs/sha256";    // blobs/sha256/<hex>
 inline constexpr const char* kLayers = "layers";         // layers/<hex>/root
 inline constexpr const char* kEnvs = "envs";             // envs/<id>/...
 inline constexpr const char* kTmp = "tmp";               // staging; garbage after a crash
+inline constexpr const char* kDownloads = "tmp/downloads";  // partial pulls, resumable
 
 /// The hex part of a "sha256:<hex>" digest (the whole string if it has no ':').
 std::string_view digest_hex(std::string_view digest);
@@ -26,6 +27,8 @@ std::string blob_path(std::string_view digest);
 std::string layer_dir(std::string_view digest);
 /// The layer's root filesystem tree inside layer_dir.
 std::string layer_root(std::string_view digest);
+/// The listing of what layer_root held when it was unpacked (tree_listing.h).
+std::string layer_files(std::string_view digest);
 
 /// Files of one environment, relative to the store root.
 struct EnvPaths {

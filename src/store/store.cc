@@ -11,6 +11,7 @@
 #include "base/fs.h"
 #include "base/sys.h"
 #include "store/layout.h"
+#include "store/recovery.h"
 
 namespace togo::store {
 
@@ -141,9 +142,29 @@ Result<WriterLock> Store::lock_for_writing(const std::string& what) {
     while (::flock(fd.get(), LOCK_EX) < 0)
       if (errno != EINTR) return sys_error(errno, "locking store " + path_);
   }
+  // A name left in the file: its holder died before it was done.
+  char buf[256];
+  ssize_t n = ::pread(fd.get(), buf, sizeof buf - 1, 0);
+  if (n > 0) {
+    std::string holder(buf, static_cast<size_t>(n));
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\0')) holder.pop_back();
+    Swept swept = TRY_CTX(sweep_unnamed(*this, false), "recovering the store after an interrupted " + holder);
+    std::fprintf(stderr, "togo: the store was left mid-change (%s); recovered%s\n", holder.c_str(),
+                 swept.removed.empty() ? ", nothing to undo"
+                                       : (": removed " + std::to_string(swept.removed.size()) +
+                                          " unfinished item(s)").c_str());
+  }
+  // The name is on disk before anything changes.
   std::string me = "pid " + std::to_string(::getpid()) + ": " + what + "\n";
-  if (::ftruncate(fd.get(), 0) == 0) (void)::pwrite(fd.get(), me.data(), me.size(), 0);
+  if (::ftruncate(fd.get(), 0) < 0) return sys_error(errno, "writing " + path_ + "/" + kLock);
+  TRY(sys::write_all(fd.get(), me, std::string(kLock)));
+  if (::fdatasync(fd.get()) < 0) return sys_error(errno, "syncing " + path_ + "/" + kLock);
   return WriterLock(std::move(fd));
+}
+
+WriterLock::~WriterLock() {
+  if (fd_.get() < 0) return;
+  if (::ftruncate(fd_.get(), 0) == 0) (void)::fdatasync(fd_.get());
 }
 
 Result<std::string> Store::make_staging_dir() {

@@ -27,11 +27,17 @@ Result<std::string> locate(const LocateInputs& in);
 /// locate() with this process's flag, environment and binary.
 Result<std::string> locate(const std::optional<std::string>& flag);
 
-/// Held while a command changes the store; released on destruction.
+/// Held while a command changes the store. The lock file names the holder
+/// (durably) while it is held; releasing it empties the file, so a name
+/// found there by the next writer means its holder died mid-change.
 class WriterLock {
  public:
   WriterLock() = default;
   explicit WriterLock(Fd fd) : fd_(std::move(fd)) {}
+  WriterLock(WriterLock&&) = default;
+  WriterLock& operator=(WriterLock&&) = default;
+  /// Marks the store clean and releases the lock.
+  ~WriterLock();
 
  private:
   Fd fd_;
@@ -57,6 +63,8 @@ class Store {
 
   /// Takes the writer lock, saying on stderr what it waits for if another
   /// togo holds it. `what` names this command for the other side's message.
+  /// If the last holder died mid-change, what it left is rolled back or
+  /// finished (recovery.h) before this returns, and said on stderr.
   Result<WriterLock> lock_for_writing(const std::string& what);
 
   /// Creates a fresh staging directory under tmp/ and returns its name

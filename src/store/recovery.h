@@ -1,0 +1,33 @@
+// Finishing or rolling back what an interrupted command left. Every change
+// to the store's structure is made under the writer lock, with the data
+// durable before the catalog names it and the catalog forgetting before the
+// data goes; so whatever a crash leaves behind is exactly what the catalog
+// does not name, and removing it rolls an unfinished import or create back
+// and finishes an unfinished removal.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+
+namespace togo::store {
+
+class Store;
+
+/// What a sweep removed, in words for people, and how many bytes.
+struct Swept {
+  std::vector<std::string> removed;
+  uint64_t bytes = 0;
+};
+
+/// Removes what the catalog does not name: layer rows no image uses, blobs
+/// and unpacked layers of no layer row, environment directories of no
+/// environment, and staging under tmp/. Partial downloads are kept (a pull
+/// resumes from them) unless `downloads`, and then only those no running
+/// pull holds. With `dry_run`, only says what it would remove. The caller
+/// holds the writer lock.
+Result<Swept> sweep_unnamed(Store& st, bool downloads, bool dry_run = false);
+
+}  // namespace togo::store
