@@ -1,4 +1,5 @@
 // togo's entry point: parse, dispatch, and print any error once, as one line.
+#include <cerrno>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -12,7 +13,12 @@ int main(int argc, char** argv) {
   auto inv = cli::parse(args, cli::verbs());
   auto report = [](const Error& e) {
     std::fprintf(stderr, "togo: %s\n", e.message.c_str());
-    if (!e.hint.empty()) std::fprintf(stderr, "togo: hint: %s\n", e.hint.c_str());
+    std::string hint = e.hint;
+    // A full drive is the common cause a person can act on.
+    if (hint.empty() && e.err == ENOSPC)
+      hint = "the drive is full: free space (`togo gc` removes what nothing uses) and try again; "
+             "the store was left as it was";
+    if (!hint.empty()) std::fprintf(stderr, "togo: hint: %s\n", hint.c_str());
     return cli::exit_code_for(e);
   };
   if (!inv) return report(inv.error());

@@ -9,6 +9,13 @@ namespace togo::cli {
 
 namespace {
 
+// What the command wrote is on the disk before togo says it ended: the
+// env's files live in the store, on a drive that may be pulled next.
+int durable(int status, int env_dir) {
+  (void)::syncfs(env_dir);
+  return status;
+}
+
 std::unexpected<Error> launch_error(runtime::LaunchFailure f, const std::string& name) {
   Error e = std::move(f.error).context(name);
   e.exit_code = f.exit_code;
@@ -24,7 +31,7 @@ Result<int> session(Context& c, bool may_start) {
   for (int attempt = 0; attempt < 200; attempt++) {
     if (auto ch = TRY(runtime::connect_env(e.dir.get()))) {
       auto status = runtime::run_session(ch->get(), req);
-      if (status) return *status;
+      if (status) return durable(*status, e.dir.get());
       // The env ended between our connect and its answer: start it again.
       if (status.error().error.kind == ErrorKind::kNotFound && attempt + 1 < 200) continue;
       return launch_error(std::move(status.error()), name);
@@ -48,7 +55,7 @@ Result<int> session(Context& c, bool may_start) {
     // another session may keep it up) so that it is gone when run returns.
     if (e.settings.linger_ms == 0) runtime::wait_init_gone(e.dir.get(), 2000);
     if (!status) return launch_error(std::move(status.error()), name);
-    return *status;
+    return durable(*status, e.dir.get());
   }
   return error(ErrorKind::kConflict, name + ": the environment keeps starting and stopping");
 }

@@ -98,8 +98,10 @@ class Checker {
     TRY(check_envs());
     store::Swept left = TRY(store::sweep_unnamed(st_, true, !repair_));
     for (auto& what : left.removed) {
-      add(Kind::kLeftover, what.substr(0, what.find(" (")),
-          "left over" + (what.find(" (") == std::string::npos ? "" : what.substr(what.find(" ("))));
+      size_t paren = what.find(" (");
+      add(Kind::kLeftover, what.substr(0, paren),
+          paren == std::string::npos ? "nothing names it"
+                                     : what.substr(paren + 2, what.size() - paren - 3));
       if (repair_) done("removed", true);
     }
     if (repair_) TRY(record_marks());

@@ -127,6 +127,7 @@ Result<Catalog> Catalog::open(const std::string& path, bool create) {
     return e;
   }
   Catalog c(db);
+  c.writer_ = create;
   sqlite3_busy_timeout(db, 10000);
   // Keep the -wal file between commands: deleting and recreating it on
   // every close costs more than the lookup a `togo run` needs.
@@ -149,9 +150,19 @@ Result<Catalog> Catalog::open(const std::string& path, bool create) {
   return c;
 }
 
-Catalog::Catalog(Catalog&& o) noexcept : db_(std::exchange(o.db_, nullptr)) {}
+Catalog::Catalog(Catalog&& o) noexcept
+    : db_(std::exchange(o.db_, nullptr)), writer_(o.writer_) {}
 
-Catalog::~Catalog() { sqlite3_close(db_); }
+Catalog::~Catalog() {
+  // A writer leaves the log empty: at rest the database file alone holds
+  // the catalog, so its page checksums cover everything (a stale copy of a
+  // page in the log would otherwise hide damage to the file).
+  if (db_ && writer_) {
+    sqlite3_busy_timeout(db_, 500);
+    sqlite3_wal_checkpoint_v2(db_, "main", SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+  }
+  sqlite3_close(db_);
+}
 
 Result<void> Catalog::exec(const std::string& sql) {
   char* msg = nullptr;

@@ -112,6 +112,7 @@ class Catalog {
   Result<int> reserved_bytes();
   Result<void> reserve_checksums();
   sqlite3* db_;
+  bool writer_ = false;
 };
 
 }  // namespace togo::store

@@ -87,7 +87,7 @@ Result<Swept> sweep_unnamed(Store& st, bool downloads, bool dry_run) {
     }
   for (auto& name : names_in(st, kTmp))
     if (std::string(kTmp) + "/" + name != kDownloads)
-      TRY(remove(st, std::string(kTmp) + "/" + name, "staging leftover " + name, out, dry_run));
+      TRY(remove(st, std::string(kTmp) + "/" + name, "staging directory " + name + " (left by an interrupted command)", out, dry_run));
   return out;
 }
 

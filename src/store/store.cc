@@ -129,7 +129,18 @@ Result<Store> Store::open(const std::string& path, Access access) {
 }
 
 Result<WriterLock> Store::lock_for_writing(const std::string& what) {
-  Fd fd = TRY(sys::open_at(fd_.get(), kLock, O_RDWR | O_CREAT | O_NOFOLLOW, 0644));
+  auto opened = sys::open_at(fd_.get(), kLock, O_RDWR | O_CREAT | O_NOFOLLOW, 0644);
+  if (!opened && opened.error().err == EROFS)
+    return error(ErrorKind::kFailed, "store " + path_ + ": read-only (its filesystem is mounted read-only)",
+                 "commands that only read (ls, image ls, image inspect) work; remount the drive "
+                 "read-write to change the store");
+  if (!opened && opened.error().err == EACCES) {
+    struct stat st;
+    std::string owner = ::fstat(fd_.get(), &st) == 0 ? " (it belongs to uid " + std::to_string(st.st_uid) + ")" : "";
+    return error(ErrorKind::kFailed, "store " + path_ + ": no permission to change it" + owner,
+                 "use it as its owner, or pass --store with a store of your own");
+  }
+  Fd fd = TRY(std::move(opened));
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) < 0) {
     if (errno != EWOULDBLOCK) return sys_error(errno, "locking store " + path_);
     std::string holder;

@@ -641,7 +641,7 @@ TEST_P(OciImportTest, ImageRmForceAndGc) {
   EXPECT_TRUE(mentions("image")) << gc.out;
   for (const auto& l : before.layers)
     EXPECT_TRUE(mentions("layer " + l.substr(0, 12))) << l << "\n" << gc.out;
-  EXPECT_TRUE(mentions("leftover")) << gc.out;
+  EXPECT_TRUE(mentions("staging directory")) << gc.out;
   EXPECT_TRUE(mentions("stray")) << gc.out;
   EXPECT_EQ(list_dir(store() + "/layers"), std::vector<std::string>{});
   EXPECT_EQ(list_dir(store() + "/blobs/sha256"), std::vector<std::string>{});

@@ -1,0 +1,214 @@
+// Kill at every step: each operation that changes the store is killed with
+// SIGKILL before each of its file-changing system calls in turn (by
+// togo-kill-at), and then the store must open, the automatic recovery must
+// leave `togo fsck` clean, everything acknowledged before must be intact,
+// and the operation must be either complete or absent.
+#include <algorithm>
+#include <cstdio>
+#include <tuple>
+#include <functional>
+
+#include "fixture.h"
+
+#ifndef TOGO_KILL_AT
+#error "TOGO_KILL_AT must be defined to the path of togo-kill-at"
+#endif
+
+namespace togo::test {
+namespace {
+
+// A crash point budget per operation and user: every point of the last 30
+// (where things are renamed and committed) and evenly spaced ones before.
+constexpr int kBudget = 36;
+constexpr int kTail = 30;
+
+struct Op {
+  const char* name;
+  std::vector<std::string> args;  // "{mini}", "{export}" are replaced
+  // True if the op's effect is there (then it must be whole).
+  std::function<bool(const std::function<RunResult(std::vector<std::string>)>&)> complete;
+  // Checks that a complete op's result works; returns what is wrong, or "".
+  std::function<std::string(const std::function<RunResult(std::vector<std::string>)>&)> usable;
+  bool removes_e1 = false;
+};
+
+bool listed(const RunResult& r, const std::string& name) {
+  return r.status == 0 && contains("\n" + r.out, "\n" + name + " ");
+}
+
+std::string reads_kept(const std::function<RunResult(std::vector<std::string>)>& tg,
+                       const std::string& env) {
+  RunResult r = tg({"run", env, "--", "/bin/cat", "/root/f"});
+  return r.status == 0 && r.out == "kept\n" ? "" : env + " lost /root/f: " + describe(r);
+}
+
+std::string runs(const std::function<RunResult(std::vector<std::string>)>& tg,
+                 const std::string& image) {
+  RunResult c = tg({"create", "probe-" + std::to_string(::getpid()), "--image", image});
+  if (c.status != 0) return "create from " + image + ": " + describe(c);
+  RunResult r = tg({"run", "probe-" + std::to_string(::getpid()), "--", "/bin/cat", "/etc/passwd"});
+  return r.status == 0 && contains(r.out, "root:") ? "" : "run on " + image + ": " + describe(r);
+}
+
+const std::vector<Op>& ops() {
+  using Tg = std::function<RunResult(std::vector<std::string>)>;
+  static const std::vector<Op> table = {
+      {"ImageImport", {"image", "import", "{mini2}", "--name", "b"},
+       [](const Tg& tg) { return listed(tg({"image", "ls"}), "b"); },
+       [](const Tg& tg) { return runs(tg, "b"); }},
+      {"Create", {"create", "e2", "--image", "a"},
+       [](const Tg& tg) { return listed(tg({"ls"}), "e2"); },
+       [](const Tg& tg) {
+         RunResult r = tg({"run", "e2", "--", "/bin/true"});
+         return r.status == 0 ? "" : "run e2: " + describe(r);
+       }},
+      {"Remove", {"rm", "e1"},
+       [](const Tg& tg) { return !listed(tg({"ls"}), "e1"); },
+       [](const Tg&) { return std::string(); }, true},
+      {"Config", {"config", "e1", "hostname=crashy"},
+       [](const Tg& tg) { return contains(tg({"config", "e1"}).out, "crashy"); },
+       [](const Tg& tg) {
+         RunResult r = tg({"run", "e1", "--", "/bin/cat", "/proc/sys/kernel/hostname"});
+         return r.out == "crashy\n" ? "" : "hostname: " + describe(r);
+       }},
+      {"ImageRemove", {"image", "rm", "old"},
+       [](const Tg& tg) { return !listed(tg({"image", "ls"}), "old"); },
+       [](const Tg&) { return std::string(); }},
+      {"Commit", {"commit", "e1", "c"},
+       [](const Tg& tg) { return listed(tg({"image", "ls"}), "c"); },
+       [](const Tg& tg) {
+         RunResult c = tg({"create", "fromc", "--image", "c"});
+         return c.status != 0 ? "create from c: " + describe(c) : reads_kept(tg, "fromc");
+       }},
+      {"EnvImport", {"import", "{export}", "e3"},
+       [](const Tg& tg) { return listed(tg({"ls"}), "e3"); },
+       [](const Tg& tg) { return reads_kept(tg, "e3"); }},
+      {"Gc", {"gc"},
+       [](const Tg& tg) { return !contains(tg({"image", "ls"}).out, "\nsha256:"); },
+       [](const Tg&) { return std::string(); }},
+  };
+  return table;
+}
+
+class CrashKillTest : public ::testing::TestWithParam<std::tuple<As, int>> {};
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
+  return s;
+}
+
+TEST_P(CrashKillTest, EveryStepLeavesTheStoreWholeAndTheOpCompleteOrAbsent) {
+  As as = std::get<0>(GetParam());
+  const Op& op = ops()[static_cast<size_t>(std::get<1>(GetParam()))];
+  if (as == As::kRoot && !running_as_root()) GTEST_SKIP() << "needs root";
+  TOGO_REQUIRE_BUSYBOX();
+  std::optional<uid_t> uid;
+  if (as == As::kRootless && running_as_root()) uid = unprivileged_uid();
+  TempDir dir(uid);
+  RunOptions o;
+  o.as_uid = uid;
+  std::string tmpl = dir.sub("template"), work = dir.sub("work");
+  auto tg_at = [&](const std::string& store) {
+    return [&, store](std::vector<std::string> args) { return togo(store, args, o); };
+  };
+
+  // The acknowledged state: images a (used by e1, which wrote /root/f) and
+  // old; a nameless image gc can collect; an export of e1.
+  std::string base = R"(
+import shutil
+file('bin/busybox', open('/bin/busybox', 'rb').read(), mode=0o755)
+for a in ('sh', 'cat', 'true', 'echo'): sym('bin/' + a, 'busybox')
+for d in ('etc', 'root', 'tmp', 'proc', 'dev', 'sys'): dir(d)
+file('etc/passwd', b'root:x:0:0:root:/root:/bin/sh\n')
+file('etc/group', b'root:x:0:\n')
+)";
+  std::string mini = dir.sub("mini.tar"), mini2 = dir.sub("mini2.tar"), mini3 = dir.sub("mini3.tar");
+  make_tar(mini, base);
+  make_tar(mini2, base + "file('etc/two', b'2\\n')\n");
+  make_tar(mini3, base + "file('etc/three', b'3\\n')\n");
+  for (auto& f : {mini, mini2, mini3}) ASSERT_EQ(run({"chmod", "644", f}).status, 0);
+  auto t = tg_at(tmpl);
+  for (std::vector<std::string> step : std::vector<std::vector<std::string>>{
+           {"image", "import", mini, "--name", "a"},
+           {"image", "import", mini3, "--name", "old"},
+           {"create", "e1", "--image", "a"},
+           {"run", "e1", "--", "/bin/sh", "-c", "echo kept > /root/f"},
+           {"image", "import", mini2, "--name", "g"},
+           {"create", "eg", "--image", "g"},
+           {"image", "rm", "--force", "g"},
+           {"rm", "eg"},
+           {"export", "e1", dir.sub("e1.togo")}}) {
+    RunResult r = t(step);
+    ASSERT_EQ(r.status, 0) << step[0] << " " << describe(r);
+  }
+  std::vector<std::string> args;
+  for (auto& a : op.args)
+    args.push_back(replace_all(replace_all(a, "{mini2}", mini2), "{export}", dir.sub("e1.togo")));
+
+  auto fresh = [&] {
+    RunResult rm = run({"rm", "-rf", work});
+    RunResult cp = run({"cp", "-a", tmpl, work});
+    return rm.status == 0 && cp.status == 0;
+  };
+  auto killed_at = [&](int n) {
+    std::vector<std::string> argv = {TOGO_KILL_AT, std::to_string(n), togo_bin(), "--store", work};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, o);
+  };
+  ASSERT_TRUE(fresh());
+  RunResult count = killed_at(0);
+  ASSERT_EQ(count.status, 0) << describe(count);
+  int total = 0;
+  ASSERT_EQ(std::sscanf(count.err.substr(count.err.rfind("togo-kill-at: ")).c_str(),
+                        "togo-kill-at: %d mutating calls", &total), 1) << count.err;
+  std::vector<int> points;
+  int spaced = std::max(0, total - kTail);
+  int budget = kBudget - std::min(total, kTail);
+  for (int i = 0; i < budget && spaced > 0; i++) points.push_back(1 + i * spaced / std::max(budget, 1));
+  for (int n = std::max(1, total - kTail + 1); n <= total; n++) points.push_back(n);
+  points.erase(std::unique(points.begin(), points.end()), points.end());
+
+  int tried = 0, failures = 0, complete = 0;
+  auto tg = tg_at(work);
+  for (int n : points) {
+    ASSERT_TRUE(fresh());
+    RunResult k = killed_at(n);
+    ASSERT_EQ(k.status, 137) << "point " << n << " of " << total << ": " << describe(k);
+    tried++;
+    std::string where = std::string(op.name) + " killed " + k.err.substr(k.err.find("before"));
+    while (!where.empty() && where.back() == '\n') where.pop_back();
+    // The store opens and is whole once a writer has recovered it.
+    RunResult f = tg({"fsck"});
+    bool ok = f.status == 0 && contains(f.out, ": clean");
+    EXPECT_TRUE(ok) << where << ": fsck after recovery: " << describe(f);
+    // Acknowledged state is intact.
+    bool done = op.complete(tg);
+    complete += done;
+    std::string lost;
+    if (!(op.removes_e1 && done)) lost = reads_kept(tg, "e1");
+    if (lost.empty()) lost = listed(tg({"image", "ls"}), "a") ? "" : "image a is gone";
+    if (lost.empty() && done) lost = op.usable(tg);
+    EXPECT_EQ(lost, "") << where;
+    // Absent means it can be done again from scratch.
+    if (!done) {
+      RunResult again = tg(args);
+      EXPECT_EQ(again.status, 0) << where << ": doing it again: " << describe(again);
+      if (again.status == 0) EXPECT_EQ(op.usable(tg), "") << where << ": after doing it again";
+    }
+    failures += !ok || !lost.empty();
+  }
+  std::printf("crash points: %s (%s): %d mutating calls, %d tried, %d complete, %d failures\n",
+              op.name, as_name(as).c_str(), total, tried, complete, failures);
+}
+
+INSTANTIATE_TEST_SUITE_P(, CrashKillTest,
+                         ::testing::Combine(::testing::Values(As::kRoot, As::kRootless),
+                                            ::testing::Range(0, 8)),
+                         [](const ::testing::TestParamInfo<std::tuple<As, int>>& i) {
+                           return std::string(ops()[static_cast<size_t>(std::get<1>(i.param))].name) +
+                                  "_" + as_name(std::get<0>(i.param));
+                         });
+
+}  // namespace
+}  // namespace togo::test

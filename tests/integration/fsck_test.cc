@@ -1,0 +1,229 @@
+// `togo fsck`: bit rot in blobs, unpacked layers and the catalog is found,
+// every time, and named; --repair rebuilds what can be rebuilt; a store on a
+// read-only, full or foreign drive gets a clear message and is left as it was.
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <random>
+
+#include "fixture.h"
+
+namespace togo::test {
+namespace {
+
+class FsckTest : public TogoTest {
+ protected:
+  void SetUp() override {
+    TogoTest::SetUp();
+    if (IsSkipped()) return;
+    TOGO_REQUIRE_BUSYBOX();
+    ASSERT_NO_FATAL_FAILURE(make_env("dev"));
+    ASSERT_EQ(sh("dev", "echo kept > /root/f").status, 0);
+    layer_ = list_dir(store() + "/layers").at(0);
+  }
+
+  RunResult fsck(bool repair = false) {
+    return repair ? tg({"fsck", "--repair"}) : tg({"fsck"});
+  }
+
+  // Flips one bit of `path` at `offset`, keeping its mode and times, as a
+  // failing disk would.
+  void flip(const std::string& path, long offset, int bit) {
+    RunResult r = run({"python3", "-c",
+                       "import os,sys\n"
+                       "p,o,b=sys.argv[1],int(sys.argv[2]),int(sys.argv[3])\n"
+                       "st=os.lstat(p); os.chmod(p, st.st_mode | 0o200)\n"
+                       "with open(p,'r+b') as f:\n"
+                       "  f.seek(o); c=f.read(1); f.seek(o); f.write(bytes([c[0]^(1<<b)]))\n"
+                       "os.chmod(p, st.st_mode); os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))\n",
+                       path, std::to_string(offset), std::to_string(bit)});
+    ASSERT_EQ(r.status, 0) << describe(r);
+  }
+
+  long size_of(const std::string& path) {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0 ? static_cast<long>(st.st_size) : 0;
+  }
+
+  // Regular files of the unpacked layer, relative to its root.
+  std::vector<std::string> layer_files() {
+    RunResult r = run({"find", ".", "-type", "f", "-size", "+0"}, [&] {
+      RunOptions o;
+      o.cwd = store() + "/layers/" + layer_ + "/root";
+      return o;
+    }());
+    std::vector<std::string> out;
+    for (auto& l : lines_of(r.out)) out.push_back(l.substr(1));
+    return out;
+  }
+
+  std::string layer_;
+};
+TOGO_AS_ROOT_AND_ROOTLESS(FsckTest);
+
+TEST_P(FsckTest, AWholeStoreIsClean) {
+  RunResult r = fsck();
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_TRUE(contains(r.out, "1 blobs, 1 layers, 1 environments: clean")) << r.out;
+}
+
+TEST_P(FsckTest, EveryFlippedBitIsFoundAndNamed) {
+  // The same flips every run: a failure names its offset and can be replayed.
+  std::mt19937 rng(1234);
+  std::string blob = store() + "/blobs/sha256/" + layer_;
+  std::string catalog = store() + "/catalog.db";
+  auto files = layer_files();
+  ASSERT_FALSE(files.empty());
+  std::string pristine = sub("pristine");
+  ASSERT_EQ(run({"cp", "-a", store(), pristine}).status, 0);
+  int tried = 0, found = 0;
+  for (int i = 0; i < 36; i++) {
+    ASSERT_EQ(run({"rm", "-rf", store()}).status, 0);
+    ASSERT_EQ(run({"cp", "-a", pristine, store()}).status, 0);
+    std::string target, expect;
+    switch (i % 3) {
+      case 0: target = blob, expect = "blob sha256:" + layer_.substr(0, 12); break;
+      case 1: {
+        std::string f = files[rng() % files.size()];
+        target = store() + "/layers/" + layer_ + "/root" + f;
+        expect = "layer sha256:" + layer_.substr(0, 12) + ": its unpacked files are not what was unpacked: " + f;
+        break;
+      }
+      default: target = catalog, expect = "catalog: 1 page(s) damaged"; break;
+    }
+    long offset = static_cast<long>(rng() % static_cast<unsigned long>(size_of(target)));
+    int bit = static_cast<int>(rng() % 8);
+    flip(target, offset, bit);
+    tried++;
+    RunResult r = fsck();
+    bool named = r.status == 6 && contains(r.out, expect);
+    found += named;
+    EXPECT_TRUE(named) << "bit " << bit << " at " << offset << " of " << target << ": " << describe(r);
+  }
+  std::printf("bit rot: %d flips, %d found and named\n", tried, found);
+}
+
+TEST_P(FsckTest, RepairRebuildsALayerFromItsBlob) {
+  auto files = layer_files();
+  std::string f = store() + "/layers/" + layer_ + "/root" + files.at(0);
+  std::optional<std::string> before = read_file(f);
+  flip(f, 0, 0);
+  RunResult r = fsck(true);
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_TRUE(contains(r.out, "-> rebuilt from its blob")) << r.out;
+  EXPECT_EQ(read_file(f), before);
+  RunResult again = fsck();
+  EXPECT_EQ(again.status, 0) << describe(again);
+  EXPECT_TRUE(contains(again.out, ": clean")) << again.out;
+  EXPECT_EQ(sh("dev", "cat /root/f").out, "kept\n");
+}
+
+TEST_P(FsckTest, ADamagedBlobIsMarkedNotDropped) {
+  flip(store() + "/blobs/sha256/" + layer_, 10, 3);
+  RunResult r = fsck(true);
+  EXPECT_EQ(r.status, 6) << describe(r);
+  EXPECT_TRUE(contains(r.out, "-> marked damaged: pull or import image test again")) << r.out;
+  EXPECT_TRUE(exists(store() + "/blobs/sha256/" + layer_)) << "kept for whoever can read it";
+  // The env still runs from its unpacked layer, which is intact.
+  EXPECT_EQ(sh("dev", "cat /root/f").out, "kept\n");
+  RunResult again = fsck();
+  EXPECT_EQ(again.status, 6) << describe(again);
+}
+
+TEST_P(FsckTest, LeftoversAreReportedThenRemoved) {
+  ASSERT_EQ(run({"mkdir", store() + "/tmp/stage-1-abc"}, opts()).status, 0);
+  ASSERT_EQ(run({"mkdir", store() + "/envs/0123456789abcdef"}, opts()).status, 0);
+  RunResult r = fsck();
+  EXPECT_EQ(r.status, 0) << "leftovers are not damage: " << describe(r);
+  EXPECT_TRUE(contains(r.out, "leftover  staging directory stage-1-abc: left by an interrupted command")) << r.out;
+  EXPECT_TRUE(contains(r.out, "leftover  environment directory 0123456789abcdef: no environment has it")) << r.out;
+  EXPECT_TRUE(exists(store() + "/tmp/stage-1-abc")) << "fsck without --repair changes nothing";
+  RunResult fix = fsck(true);
+  EXPECT_EQ(fix.status, 0) << describe(fix);
+  EXPECT_FALSE(exists(store() + "/tmp/stage-1-abc"));
+  EXPECT_FALSE(exists(store() + "/envs/0123456789abcdef"));
+}
+
+TEST_P(FsckTest, ACatalogThatCannotBeOpenedIsStillReported) {
+  flip(store() + "/catalog.db", 30, 1);  // in the header page
+  RunResult ls = tg({"image", "ls"});
+  EXPECT_TRUE(one_line_error(ls, "page 1 of the catalog is damaged")) << describe(ls);
+  RunResult r = fsck();
+  EXPECT_EQ(r.status, 6) << describe(r);
+  EXPECT_TRUE(contains(r.out, "damaged   catalog: 1 page(s) damaged (page 1)")) << r.out;
+  EXPECT_TRUE(contains(r.out, "1 blobs")) << "blobs are checked by name: " << r.out;
+}
+
+TEST_P(FsckTest, TheLastChangeOfAKilledWriterIsRolledBack) {
+  // A writer that died holding the lock leaves its name in the lock file.
+  write_file(store() + "/lock", "pid 1: image import x\n");
+  ASSERT_EQ(run({"mkdir", store() + "/tmp/stage-9-dead"}, opts()).status, 0);
+  RunResult r = fsck();
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_TRUE(contains(r.err, "the store was left mid-change (pid 1: image import x); recovered"))
+      << r.err;
+  EXPECT_TRUE(contains(r.out, ": clean")) << r.out;
+  EXPECT_FALSE(exists(store() + "/tmp/stage-9-dead"));
+  EXPECT_EQ(read_file(store() + "/lock"), std::optional<std::string>("")) << "released clean";
+}
+
+// Stores on drives that cannot take a change: a clear message, nothing changed.
+class StoreDriveTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!running_as_root()) GTEST_SKIP() << "mounting a small or read-only filesystem needs root";
+    TOGO_REQUIRE_BUSYBOX();
+  }
+  TempDir dir_;
+};
+
+TEST_F(StoreDriveTest, AReadOnlyDriveIsSaidAndReadingStillWorks) {
+  std::string mnt = dir_.sub("ro"), st = mnt + "/store";
+  ASSERT_EQ(run({"mkdir", mnt}).status, 0);
+  ASSERT_EQ(::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=32m"), 0);
+  ASSERT_EQ(togo(st, {"image", "import", test_rootfs_tar(), "--name", "a"}).status, 0);
+  ASSERT_EQ(::mount(nullptr, mnt.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr), 0);
+  auto before = snapshot(st);
+  RunResult w = togo(st, {"image", "import", test_rootfs_tar(), "--name", "b"});
+  EXPECT_EQ(w.status, 1);
+  EXPECT_TRUE(one_line_error(w, "read-only (its filesystem is mounted read-only)")) << describe(w);
+  RunResult r = togo(st, {"image", "ls"});
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_TRUE(contains(r.out, "\na ")) << r.out;
+  EXPECT_EQ(snapshot(st), before);
+  ::umount2(mnt.c_str(), MNT_DETACH);
+}
+
+TEST_F(StoreDriveTest, AFullDriveFailsTheImportAndLeavesTheStoreAsItWas) {
+  std::string mnt = dir_.sub("small"), st = mnt + "/store";
+  ASSERT_EQ(run({"mkdir", mnt}).status, 0);
+  ASSERT_EQ(::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=8m"), 0);
+  ASSERT_EQ(togo(st, {"image", "import", test_rootfs_tar(), "--name", "a"}).status, 0);
+  auto before = snapshot(st, {"lock", "catalog.db-wal", "catalog.db-shm"});
+  // Bigger than what is left: random bytes do not compress.
+  std::string big = dir_.sub("big.tar");
+  make_tar(big, "import os\nfile('blob', os.urandom(10 << 20))\n");
+  RunResult r = togo(st, {"image", "import", big, "--name", "big"});
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_TRUE(contains(r.err, "No space left on device")) << r.err;
+  EXPECT_TRUE(contains(r.err, "togo: hint: the drive is full")) << r.err;
+  EXPECT_EQ(snapshot(st, {"lock", "catalog.db-wal", "catalog.db-shm"}), before);
+  RunResult f = togo(st, {"fsck"});
+  EXPECT_EQ(f.status, 0) << describe(f);
+  ::umount2(mnt.c_str(), MNT_DETACH);
+}
+
+TEST_F(StoreDriveTest, AStoreOfAnotherUserIsNotChanged) {
+  std::string st = dir_.sub("theirs");
+  ASSERT_EQ(togo(st, {"image", "import", test_rootfs_tar(), "--name", "a"}).status, 0);
+  auto before = snapshot(st);
+  RunOptions o;
+  o.as_uid = unprivileged_uid();
+  RunResult r = togo(st, {"image", "import", test_rootfs_tar(), "--name", "b"}, o);
+  EXPECT_TRUE(one_line_error(r, "no permission to change it (it belongs to uid 0)")) << describe(r);
+  EXPECT_EQ(snapshot(st), before);
+}
+
+}  // namespace
+}  // namespace togo::test
