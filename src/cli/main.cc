@@ -18,6 +18,9 @@ int main(int argc, char** argv) {
     if (hint.empty() && e.err == ENOSPC)
       hint = "the drive is full: free space (`togo gc` removes what nothing uses) and try again; "
              "the store was left as it was";
+    if (hint.empty() && e.err == EIO)
+      hint = "the drive returns I/O errors: it may have been unplugged or be failing; plug it "
+             "back in and run `togo fsck`";
     if (!hint.empty()) std::fprintf(stderr, "togo: hint: %s\n", hint.c_str());
     return cli::exit_code_for(e);
   };

@@ -4,16 +4,27 @@
 
 #include "cli/commands.h"
 #include "cli/env_access.h"
+#include "store/drive.h"
 
 namespace togo::cli {
 
 namespace {
 
 // What the command wrote is on the disk before togo says it ended: the
-// env's files live in the store, on a drive that may be pulled next.
-int durable(int status, int env_dir) {
-  (void)::syncfs(env_dir);
-  return status;
+// env's files live in the store, on a drive that may be pulled next. A
+// session that ended badly may have been ended by init because that drive
+// failed: then that is what togo says.
+Result<int> ended(Result<int> r, const EnvAccess& e) {
+  if (!r || *r == 128 + 9)
+    if (auto why = store::drive_failure(e.store.path())) {
+      Error err = error(ErrorKind::kFailed, e.env.name + ": stopped: " + *why,
+                        "plug the drive back in, then `togo fsck`: what was acknowledged "
+                        "before is there").error();
+      err.exit_code = 137;
+      return std::unexpected(std::move(err));
+    }
+  if (r) (void)::syncfs(e.dir.get());
+  return r;
 }
 
 std::unexpected<Error> launch_error(runtime::LaunchFailure f, const std::string& name) {
@@ -31,10 +42,10 @@ Result<int> session(Context& c, bool may_start) {
   for (int attempt = 0; attempt < 200; attempt++) {
     if (auto ch = TRY(runtime::connect_env(e.dir.get()))) {
       auto status = runtime::run_session(ch->get(), req);
-      if (status) return durable(*status, e.dir.get());
+      if (status) return ended(*status, e);
       // The env ended between our connect and its answer: start it again.
       if (status.error().error.kind == ErrorKind::kNotFound && attempt + 1 < 200) continue;
-      return launch_error(std::move(status.error()), name);
+      return ended(launch_error(std::move(status.error()), name), e);
     }
     if (!may_start)
       return error(ErrorKind::kConflict, name + ": the environment is not running",
@@ -54,8 +65,8 @@ Result<int> session(Context& c, bool may_start) {
     // The env this run started stops with its last session: wait (briefly:
     // another session may keep it up) so that it is gone when run returns.
     if (e.settings.linger_ms == 0) runtime::wait_init_gone(e.dir.get(), 2000);
-    if (!status) return launch_error(std::move(status.error()), name);
-    return durable(*status, e.dir.get());
+    if (!status) return ended(launch_error(std::move(status.error()), name), e);
+    return ended(*status, e);
   }
   return error(ErrorKind::kConflict, name + ": the environment keeps starting and stopping");
 }

@@ -298,8 +298,8 @@ void child_main(const Plan& plan, const ChildFds& fds) {
   // /proc/1/fd. What it keeps are sockets, the log and the env's lock file.
   // Non-dumpable, /proc/1 is closed to the env (runc CVE-2019-5736 went
   // through /proc/<init>/exe).
-  int keep[] = {fds.report, fds.listen, fds.first, fds.log, fds.lock, fds.hold};
-  close_all_except(keep, 6);
+  int keep[] = {fds.report, fds.listen, fds.first, fds.log, fds.lock, fds.hold, fds.drive};
+  close_all_except(keep, 7);
   ::prctl(PR_SET_DUMPABLE, 0);
   // Off the terminal's session: only the host's togo signals sessions.
   ::setsid();
@@ -326,6 +326,7 @@ void child_main(const Plan& plan, const ChildFds& fds) {
   config.log = fds.log;
   config.persistent = fds.persistent;
   config.linger_ms = fds.linger_ms;
+  config.drive = fds.drive;
   init_main(config);
 }
 

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -27,7 +28,8 @@ namespace {
 class Init {
  public:
   explicit Init(const InitConfig& c)
-      : listen_(c.listen), log_(c.log), persistent_(c.persistent), linger_ms_(c.linger_ms) {
+      : listen_(c.listen), log_(c.log), drive_(c.drive), persistent_(c.persistent),
+        linger_ms_(c.linger_ms) {
     if (c.first >= 0) pending_.emplace_back(c.first);
     started_ = ::time(nullptr);
   }
@@ -40,12 +42,13 @@ class Init {
     for (;;) {
       // Idle, the env lingers a little: a `togo run` right after the last
       // one joins it instead of paying for a new one.
-      int timeout = stopping_ ? 100 : -1;
+      int timeout = stopping_ ? 100 : drive_ >= 0 ? kDriveCheckMs : -1;
       if (idle()) {
         int64_t now = now_ms();
         if (idle_since_ < 0) idle_since_ = now;
         if (stopping_ || now - idle_since_ >= linger_ms_) finish(0);
         timeout = static_cast<int>(linger_ms_ - (now - idle_since_));
+        if (drive_ >= 0) timeout = std::min(timeout, kDriveCheckMs);
       } else {
         idle_since_ = -1;
       }
@@ -66,6 +69,7 @@ class Init {
         }
       }
       pending_ = std::move(keep);
+      check_drive();
       if (stopping_ && now_ms() >= kill_at_) {
         ::kill(-1, SIGKILL);
         finish(0);
@@ -98,6 +102,23 @@ class Init {
     listen_.reset();
     say("env stopped");
     ::_exit(code);
+  }
+
+  // A drive pulled out, or failing, answers reads with errors: the env's
+  // processes would only pile up in uninterruptible waits, so they end now
+  // and `togo run` says why.
+  void check_drive() {
+    if (drive_ < 0 || now_ms() - drive_checked_ < kDriveCheckMs) return;
+    drive_checked_ = now_ms();
+    alignas(4096) static unsigned char buf[4096];
+    if (::pread(drive_, buf, sizeof buf, 0) >= 0 || errno == EINTR) return;
+    if (errno == EINVAL) {  // O_DIRECT refused after all: nothing to watch
+      drive_ = -1;
+      return;
+    }
+    say("the store's drive returns errors (" + std::string(std::strerror(errno)) + "): stopping");
+    ::kill(-1, SIGKILL);
+    finish(1);
   }
 
   void on_signal() {
@@ -171,6 +192,9 @@ class Init {
 
   Fd listen_;
   int log_;
+  int drive_;
+  int64_t drive_checked_ = 0;
+  static constexpr int kDriveCheckMs = 2000;
   bool persistent_;
   int64_t linger_ms_;
   int64_t idle_since_ = -1;

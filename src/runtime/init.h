@@ -11,6 +11,8 @@ struct InitConfig {
   int log = -1;            // where init writes its lines (the env's log)
   bool persistent = false; // `togo start`: stay up with no session
   int linger_ms = 0;       // otherwise: how long to stay up after the last session
+  int drive = -1;          // a file on the store's drive opened O_DIRECT, or -1: read
+                           // every few seconds; an I/O error ends the env
 };
 
 /// Runs init's loop; never returns.
