@@ -71,5 +71,6 @@ Result<int> cmd_logs(Context& c);
 Result<int> cmd_config(Context& c);
 Result<int> cmd_export(Context& c);
 Result<int> cmd_import(Context& c);
+Result<int> cmd_doctor(Context& c);
 
 }  // namespace togo::cli

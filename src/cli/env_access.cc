@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "base/fs.h"
+#include "base/host_check.h"
 #include "base/sys.h"
 #include "cli/env_spec.h"
 #include "cli/seccomp_table.h"
@@ -88,7 +89,10 @@ Result<runtime::Cgroup> env_cgroup(EnvAccess& e) {
   if (!limits.any()) return runtime::Cgroup();
   auto host = TRY(runtime::detect_cgroups());
   runtime::remove_env_cgroups(host, e.env.id);
-  return runtime::create_env_cgroup(host, e.env.id, limits);
+  auto cgroup = runtime::create_env_cgroup(host, e.env.id, limits);
+  if (!cgroup && cgroup.error().kind == ErrorKind::kFailed)
+    return std::unexpected(host_check::point_at(std::move(cgroup.error()), host_check::kCgroups));
+  return cgroup;
 }
 
 }  // namespace
@@ -204,8 +208,13 @@ std::expected<std::optional<pid_t>, runtime::LaunchFailure> start_env(EnvAccess&
   cfg.before_setup = [&](pid_t pid) -> Result<void> {
     if (!cgroup->empty()) TRY(cgroup->add(pid));
     if (net_exit_r.valid()) {
-      auto net = TRY_CTX(net::UserNet::start(pid, net_opts), "private network");
-      net.release();
+      auto net = net::UserNet::start(pid, net_opts);
+      if (!net && net.error().kind != ErrorKind::kFailed)
+        return std::unexpected(std::move(net.error()).context("private network"));
+      if (!net)  // a helper missing, no /dev/net/tun, or a helper that would not start
+        return std::unexpected(host_check::point_at(
+            std::move(net.error()).context("private network"), host_check::kNetHelpers));
+      net->release();
     }
     return {};
   };

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "base/host_check.h"
 #include "base/sys.h"
 #include "base/text.h"
 #include "cli/commands.h"
@@ -98,11 +99,14 @@ Result<int> cmd_create(Context& c) {
                                 auto probe = runtime::probe_overlay(spec);
                                 if (probe) return {};
                                 if (!mode.empty())
-                                  return std::unexpected(std::move(probe.error()).with_hint(
-                                      "use --rootfs copy on this host"));
+                                  return std::unexpected(host_check::point_at(
+                                      std::move(probe.error()).with_hint(
+                                          "use --rootfs copy on this host"),
+                                      host_check::kOverlay));
                                 Context::notice("overlayfs is not usable here (" +
                                                 probe.error().message +
-                                                "); " + name + " gets a private copy of the image");
+                                                "); " + name + " gets a private copy of the image" +
+                                                host_check::see(host_check::kOverlay));
                                 env.rootfs = "copy";
                               }
                               // A private copy: each layer unpacked again from

@@ -140,6 +140,17 @@ const std::vector<VerbSpec>& verbs() {
        "reads the whole store. Exit status 0: whole; 6: damage that is still there (the lines\n"
        "say which object and why). After a crash, the next command that changes the store\n"
        "rolls back or finishes what was interrupted; fsck does too."},
+      {"doctor", "", "check what this host can run, what it lacks, and how to fix it",
+       {{"--json", "", "print JSON: {\"checks\": [{id, group, status, found, why, fix}, ...]}"},
+        {"--storage-bench", "", "also measure the store's drive (under 10 seconds)"}},
+       0, 0, false,
+       "One line per check, grouped (host, isolation, storage, vm, network, cross-arch):\n"
+       "ok, degraded (togo works around it) or missing, what was found and, when not ok,\n"
+       "why it matters and the fix. Checks that must be tried are tried (namespaces,\n"
+       "overlayfs on the store's filesystem, a KVM guest), in child processes. The exit\n"
+       "status is 1 only when the default mode (process isolation) cannot run here.\n"
+       "Errors of other commands name the check that explains them, e.g.\n"
+       "`(see: togo doctor, check isolation.userns)`."},
       {"version", "", "print togo's version and store format"},
       {"help", "[VERB]", "show help for togo or one verb", {}, 0, 2},
   };
@@ -159,8 +170,8 @@ Handler handler_for(const VerbSpec& v) {
       {"commit", cmd_commit},     {"image export", cmd_image_export},
       {"image pull", cmd_image_pull}, {"image push", cmd_image_push},
       {"export", cmd_export},     {"import", cmd_import},
-      {"gc", cmd_gc},
-      {"fsck", cmd_fsck},
+      {"gc", cmd_gc},             {"fsck", cmd_fsck},
+      {"doctor", cmd_doctor},
       {"version", cmd_version},   {"help", cmd_help},
   };
   auto it = handlers.find(v.name);

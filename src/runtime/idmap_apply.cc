@@ -39,8 +39,9 @@ bool file_caps_grant(const std::string& path, int cap) {
   return cap < 32 && (data.data[0].permitted & (1u << cap));
 }
 
-// The helper's privilege problem, or "" if it can work.
-std::string privilege_problem(const std::string& path, int cap) {
+}  // namespace
+
+std::string id_helper_problem(const std::string& path, int cap) {
   struct stat st;
   if (::stat(path.c_str(), &st) < 0) return path + ": " + std::strerror(errno);
   bool setuid_root = (st.st_mode & S_ISUID) && st.st_uid == 0;
@@ -56,6 +57,8 @@ std::string privilege_problem(const std::string& path, int cap) {
            " cannot gain privileges";
   return {};
 }
+
+namespace {
 
 Result<void> write_proc(const std::string& dir, const char* file, const std::string& text) {
   Fd fd = TRY(sys::open_at(AT_FDCWD, dir + file, O_WRONLY));
@@ -146,7 +149,7 @@ IdHelper find_id_helper(std::string_view name, std::string_view path_env, int ca
     struct stat st;
     if (::stat(path.c_str(), &st) < 0 || !S_ISREG(st.st_mode) || ::access(path.c_str(), X_OK) < 0)
       continue;
-    return IdHelper{path, privilege_problem(path, cap)};
+    return IdHelper{path, id_helper_problem(path, cap)};
   }
   return IdHelper{{}, std::string(name) + " is not installed; " + kInstallHint};
 }

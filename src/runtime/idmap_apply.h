@@ -31,6 +31,12 @@ struct IdHelper {
 /// no_new_privs (which would stop either).
 IdHelper find_id_helper(std::string_view name, std::string_view path_env, int cap);
 
+/// Why the helper at `path` cannot gain `cap` (CAP_SETUID or CAP_SETGID):
+/// neither setuid root nor given the capability as a file capability, on a
+/// nosuid mount, or togo running with no_new_privs. "" if it can. Used by
+/// find_id_helper and `togo doctor`.
+std::string id_helper_problem(const std::string& path, int cap);
+
 /// Everything plan_identity needs, read from this host: togo's ids, the
 /// invoker (read_invoker), /etc/subuid, /etc/subgid and the helpers. Helpers
 /// are only looked for when there are subordinate-id files to use.

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "base/fs.h"
+#include "base/host_check.h"
 #include "base/sys.h"
 #include "runtime/child.h"
 #include "runtime/idmap_apply.h"
@@ -115,7 +116,8 @@ std::expected<pid_t, LaunchFailure> start_env(const Plan& plan, const StartConfi
     if (clone_err == EPERM || clone_err == ENOSPC)
       e.hint = "this host does not let this user create namespaces (see sysctl "
                "user.max_user_namespaces and kernel.unprivileged_userns_clone)";
-    return fail125(std::move(e));
+    return fail125(host_check::point_at(
+        std::move(e), plan.rootless ? host_check::kUserns : host_check::kNamespaces));
   }
   auto child = static_cast<pid_t>(pid);
   if (plan.rootless) {
@@ -124,7 +126,10 @@ std::expected<pid_t, LaunchFailure> start_env(const Plan& plan, const StartConfi
     if (auto r = write_id_maps(child, plan.uid_map, plan.gid_map); !r) {
       ::kill(child, SIGKILL);
       ::waitpid(child, nullptr, 0);
-      return fail125(std::move(r.error()));
+      // More than the caller's own id goes through newuidmap/newgidmap.
+      bool helpers = plan.uid_map.size() > 1 || plan.gid_map.size() > 1;
+      return fail125(host_check::point_at(
+          std::move(r.error()), helpers ? host_check::kSubids : host_check::kUserns));
     }
   }
   if (cfg.before_setup) {
@@ -154,9 +159,19 @@ std::expected<pid_t, LaunchFailure> start_env(const Plan& plan, const StartConfi
     else if (rep.step >= 0 && static_cast<size_t>(rep.step) < plan.steps.size())
       what = describe(plan.steps[static_cast<size_t>(rep.step)]);
     Error e = sys_error(rep.err, what).error();
-    if (rep.step >= 0 && plan.steps[static_cast<size_t>(rep.step)].kind == StepKind::kMountOverlay)
+    const Step* step = rep.step >= 0 && static_cast<size_t>(rep.step) < plan.steps.size()
+                           ? &plan.steps[static_cast<size_t>(rep.step)]
+                           : nullptr;
+    if (step && step->kind == StepKind::kMountOverlay) {
       e.hint = "overlayfs does not work on this store's filesystem here; recreate the env "
                "with `togo create NAME --image IMAGE --rootfs copy`";
+      e = host_check::point_at(std::move(e), host_check::kOverlay);
+    } else if (step && step->kind == StepKind::kMakePrivate && plan.rootless) {
+      // A user namespace that grants no mounts (Ubuntu's AppArmor restriction).
+      e = host_check::point_at(std::move(e), host_check::kUserns);
+    } else if (rep.step == kHardenStep || rep.step == kHardenStep - 2) {
+      e = host_check::point_at(std::move(e), host_check::kSeccomp);
+    }
     return fail125(std::move(e));
   }
   if (auto r = record_init(cfg.env_dir, child); !r) return fail125(r.error());
