@@ -262,6 +262,10 @@ Result<void> place_layers(store::Store& st, const std::string& stage,
   auto moved = [&]() -> Result<void> {
     for (size_t i = 0; i < layers.size(); i++)
       if (!layers[i].known) TRY(move_layer(s, stage, static_cast<int>(i), layers[i].record.digest));
+    // A rename is durable once both directories are synced: the stage is
+    // the other one.
+    Fd from = TRY(sys::open_at(s, stage, O_RDONLY | O_DIRECTORY));
+    TRY(fs::sync_dir(from.get(), stage));
     return sync_parents(s);
   }();
   if (!moved) discard_placed(st, layers);

@@ -34,8 +34,11 @@ Result<void> create_env(Store& st, const EnvRecord& env,
     EnvPaths p = env_paths(env.id);
     TRY(sys::rename_at(s, stage, s, p.dir, RENAME_NOREPLACE));
     moved = true;
+    // A rename is durable once both directories are synced.
     Fd envs = TRY(sys::open_at(s, kEnvs, O_RDONLY | O_DIRECTORY));
     TRY(fs::sync_dir(envs.get(), kEnvs));
+    Fd tmp = TRY(sys::open_at(s, kTmp, O_RDONLY | O_DIRECTORY));
+    TRY(fs::sync_dir(tmp.get(), kTmp));
     return st.catalog().transaction([&] { return st.catalog().put_env(env); });
   }();
   if (!work) {

@@ -123,6 +123,23 @@ Result<Store> Store::open(const std::string& path, Access access) {
     TRY_CTX(fs::write_file_atomic(fd.get(), kMarker, marker_text(kFormat)), "creating store");
   }
   if (access == Access::kWrite) TRY(create_layout(fd.get(), path));
+  // A crash while the store was being created leaves the marker without a
+  // catalog: nothing was ever stored, so a writer starts the catalog and a
+  // reader sees an empty store. A catalog lost from a store that holds
+  // things is damage, for `togo fsck` to report.
+  struct stat cst;
+  if (::fstatat(fd.get(), kCatalog, &cst, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
+    bool holds = false;
+    for (const char* d : {kBlobs, kLayers, kEnvs})
+      if (auto sub = sys::open_at(fd.get(), d, O_RDONLY | O_DIRECTORY))
+        holds = holds || !fs::list_dir(sub->get()).empty();
+    if (holds)
+      return error(ErrorKind::kFailed, "store " + path + ": " + kCatalog +
+                                           " is missing though the store holds layers or environments",
+                   "run `togo fsck`; restore " + std::string(kCatalog) + " from a copy of the store");
+    if (access == Access::kRead)
+      return error(ErrorKind::kNotFound, "store " + path + ": empty (nothing created yet)");
+  }
   Catalog catalog = TRY_CTX(Catalog::open(fs::join(path, kCatalog), access == Access::kWrite),
                             "store " + path);
   return Store(path, std::move(fd), std::move(catalog));
@@ -175,6 +192,10 @@ Result<WriterLock> Store::lock_for_writing(const std::string& what) {
 
 WriterLock::~WriterLock() {
   if (fd_.get() < 0) return;
+  // What the holder removed (staging, forgotten files) is gone for good
+  // before the store is marked clean; otherwise a crash could bring back
+  // garbage that no recovery would look for.
+  (void)::syncfs(fd_.get());
   if (::ftruncate(fd_.get(), 0) == 0) (void)::fdatasync(fd_.get());
 }
 

@@ -77,6 +77,19 @@ Result<std::string> xattrs_of(int fd, int dirfd, const std::string& name, const 
   return out;
 }
 
+// "\tMODE\tUID:GID\tMTIME\t". A directory's mtime is left out ("-"): it
+// only says when an entry last changed, and is not part of what a layer
+// holds (a directory rebuilt from the same blob differs there).
+std::string head_of(const struct stat& st) {
+  char head[96];
+  if (S_ISDIR(st.st_mode))
+    std::snprintf(head, sizeof head, "\t%o\t%u:%u\t-\t", st.st_mode, st.st_uid, st.st_gid);
+  else
+    std::snprintf(head, sizeof head, "\t%o\t%u:%u\t%lld.%09ld\t", st.st_mode, st.st_uid,
+                  st.st_gid, static_cast<long long>(st.st_mtim.tv_sec), st.st_mtim.tv_nsec);
+  return head;
+}
+
 class Lister {
  public:
   Result<void> walk(int dirfd, const std::string& prefix) {
@@ -93,10 +106,7 @@ class Lister {
                               (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0) | O_RDONLY | O_NOFOLLOW));
       std::string line;
       append_escaped(line, path);
-      char head[96];
-      std::snprintf(head, sizeof head, "\t%o\t%u:%u\t%lld.%09ld\t", st.st_mode, st.st_uid,
-                    st.st_gid, static_cast<long long>(st.st_mtim.tv_sec), st.st_mtim.tv_nsec);
-      line += head;
+      line += head_of(st);
       if (S_ISREG(st.st_mode)) {
         line += std::to_string(st.st_size) + ":" + TRY(content_hash(fd.get(), st, path));
       } else if (S_ISLNK(st.st_mode)) {
@@ -158,10 +168,7 @@ std::vector<std::string_view> lines_of(const std::string& s) {
 Result<std::string> list_tree(int rootfd) {
   struct stat st;
   if (::fstat(rootfd, &st) < 0) return sys_error(errno, "stat /");
-  char head[96];
-  std::snprintf(head, sizeof head, "/\t%o\t%u:%u\t%lld.%09ld\t\t", st.st_mode, st.st_uid,
-                st.st_gid, static_cast<long long>(st.st_mtim.tv_sec), st.st_mtim.tv_nsec);
-  std::string root = head + TRY(xattrs_of(rootfd, -1, "", "/")) + "\n";
+  std::string root = "/" + head_of(st) + "\t" + TRY(xattrs_of(rootfd, -1, "", "/")) + "\n";
   Lister l;
   TRY(l.walk(rootfd, ""));
   return root + l.take();
