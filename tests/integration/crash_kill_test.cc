@@ -83,6 +83,12 @@ const std::vector<Op>& ops() {
       {"EnvImport", {"import", "{export}", "e3"},
        [](const Tg& tg) { return listed(tg({"ls"}), "e3"); },
        [](const Tg& tg) { return reads_kept(tg, "e3"); }},
+      {"Export", {"export", "e1", "{out}"},
+       [](const Tg& tg) { return tg({"import", "{out}", "probe-import"}).status == 0; },
+       [](const Tg& tg) {
+         RunResult r = tg({"import", "{out}", "probe-usable"});
+         return r.status != 0 ? "import: " + describe(r) : reads_kept(tg, "probe-usable");
+       }},
       {"Gc", {"gc"},
        [](const Tg& tg) { return !contains(tg({"image", "ls"}).out, "\nsha256:"); },
        [](const Tg&) { return std::string(); }},
@@ -143,10 +149,14 @@ file('etc/group', b'root:x:0:\n')
     ASSERT_EQ(r.status, 0) << step[0] << " " << describe(r);
   }
   std::vector<std::string> args;
-  for (auto& a : op.args)
-    args.push_back(replace_all(replace_all(a, "{mini2}", mini2), "{export}", dir.sub("e1.togo")));
+  auto expand = [&](const std::string& a) {
+    return replace_all(replace_all(replace_all(a, "{mini2}", mini2), "{export}", dir.sub("e1.togo")),
+                       "{out}", dir.sub("out.togo"));
+  };
+  for (auto& a : op.args) args.push_back(expand(a));
 
   auto fresh = [&] {
+    run({"rm", "-f", dir.sub("out.togo")});
     RunResult rm = run({"rm", "-rf", work});
     RunResult cp = run({"cp", "-a", tmpl, work});
     return rm.status == 0 && cp.status == 0;
@@ -170,7 +180,11 @@ file('etc/group', b'root:x:0:\n')
   points.erase(std::unique(points.begin(), points.end()), points.end());
 
   int tried = 0, failures = 0, complete = 0;
-  auto tg = tg_at(work);
+  // The work store, with the same placeholders as the op's arguments.
+  std::function<RunResult(std::vector<std::string>)> tg = [&](std::vector<std::string> a) {
+    for (auto& x : a) x = expand(x);
+    return togo(work, a, o);
+  };
   for (int n : points) {
     ASSERT_TRUE(fresh());
     RunResult k = killed_at(n);
@@ -204,7 +218,7 @@ file('etc/group', b'root:x:0:\n')
 
 INSTANTIATE_TEST_SUITE_P(, CrashKillTest,
                          ::testing::Combine(::testing::Values(As::kRoot, As::kRootless),
-                                            ::testing::Range(0, 8)),
+                                            ::testing::Range(0, 9)),
                          [](const ::testing::TestParamInfo<std::tuple<As, int>>& i) {
                            return std::string(ops()[static_cast<size_t>(std::get<1>(i.param))].name) +
                                   "_" + as_name(std::get<0>(i.param));

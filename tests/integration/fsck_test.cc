@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <memory>
 #include <random>
 
 #include "fixture.h"
@@ -166,6 +167,37 @@ TEST_P(FsckTest, TheLastChangeOfAKilledWriterIsRolledBack) {
   EXPECT_TRUE(contains(r.out, ": clean")) << r.out;
   EXPECT_FALSE(exists(store() + "/tmp/stage-9-dead"));
   EXPECT_EQ(read_file(store() + "/lock"), std::optional<std::string>("")) << "released clean";
+}
+
+TEST_P(FsckTest, WritersAtOnceWaitForEachOtherAndSayForWhom) {
+  // Several real writers at once: each finishes, and the store is whole.
+  std::vector<std::unique_ptr<Background>> writers;
+  for (const char* name : {"w1", "w2", "w3"})
+    writers.push_back(std::make_unique<Background>(
+        std::vector<std::string>{togo_bin(), "--store", store(), "image", "import",
+                                 test_rootfs_tar(), "--name", name},
+        as_uid()));
+  writers.push_back(std::make_unique<Background>(
+      std::vector<std::string>{togo_bin(), "--store", store(), "create", "w4", "--image", "test"},
+      as_uid()));
+  for (auto& w : writers) {
+    auto status = w->wait(60);
+    ASSERT_TRUE(status.has_value());
+    EXPECT_EQ(*status, 0) << w->err();
+  }
+  RunResult ls = tg({"image", "ls"});
+  for (const char* name : {"w1", "w2", "w3"}) EXPECT_TRUE(contains(ls.out, std::string("\n") + name + " ")) << ls.out;
+  RunResult f = fsck();
+  EXPECT_EQ(f.status, 0) << describe(f);
+  EXPECT_TRUE(contains(f.out, ": clean")) << f.out;
+  // A writer that finds the lock held says who holds it, then goes on.
+  write_file(store() + "/lock", "pid 4242: image import elsewhere\n");
+  Background holder({"/usr/bin/flock", store() + "/lock", "/bin/sleep", "2"}, as_uid());
+  ASSERT_TRUE(eventually([&] { return run({"flock", "-n", store() + "/lock", "true"}).status != 0; }));
+  RunResult waited = tg({"image", "import", test_rootfs_tar(), "--name", "late"});
+  EXPECT_EQ(waited.status, 0) << describe(waited);
+  EXPECT_TRUE(contains(waited.err, "togo: waiting for the store lock (pid 4242: image import elsewhere)"))
+      << waited.err;
 }
 
 // Stores on drives that cannot take a change: a clear message, nothing changed.
