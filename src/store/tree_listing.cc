@@ -90,6 +90,27 @@ std::string head_of(const struct stat& st) {
   return head;
 }
 
+// Opens a directory or file to read it. Rootless, an image's 0000
+// directory (or 0200 file) belongs to the user, who may open it up for a
+// moment to read it: a file's mode is put back at once, a directory's (set
+// `opened_up`) once its entries are listed; only the ctime changes.
+Result<Fd> open_entry(int dirfd, const std::string& name, const struct stat& st,
+                      const std::string& path, bool& opened_up) {
+  opened_up = false;
+  int flags = (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0) | O_RDONLY | O_NOFOLLOW;
+  auto fd = sys::open_at(dirfd, name, flags);
+  if (fd || fd.error().err != EACCES || st.st_uid != ::geteuid()) return fd;
+  mode_t need = S_ISDIR(st.st_mode) ? 0500 : 0400;
+  if (::fchmodat(dirfd, name.c_str(), (st.st_mode & 07777) | need, 0) < 0)
+    return sys_error(errno, "opening " + path);
+  fd = sys::open_at(dirfd, name, flags);
+  if (S_ISDIR(st.st_mode) && fd)
+    opened_up = true;
+  else
+    (void)::fchmodat(dirfd, name.c_str(), st.st_mode & 07777, 0);
+  return fd;
+}
+
 class Lister {
  public:
   Result<void> walk(int dirfd, const std::string& prefix) {
@@ -101,9 +122,9 @@ class Lister {
       if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0)
         return sys_error(errno, "stat " + path);
       Fd fd;
+      bool opened_up = false;
       if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))
-        fd = TRY(sys::open_at(dirfd, name,
-                              (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0) | O_RDONLY | O_NOFOLLOW));
+        fd = TRY(open_entry(dirfd, name, st, path, opened_up));
       std::string line;
       append_escaped(line, path);
       line += head_of(st);
@@ -119,7 +140,11 @@ class Lister {
       }
       line += "\t" + TRY(xattrs_of(fd.get(), dirfd, name, path)) + "\n";
       out_ += line;
-      if (S_ISDIR(st.st_mode)) TRY(walk(fd.get(), path));
+      if (S_ISDIR(st.st_mode)) {
+        auto walked = walk(fd.get(), path);
+        if (opened_up) (void)::fchmodat(dirfd, name.c_str(), st.st_mode & 07777, 0);
+        TRY(std::move(walked));
+      }
     }
     return {};
   }
