@@ -1,6 +1,9 @@
 #include "base/sha256.h"
 
 #include <openssl/sha.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 namespace togo {
 
@@ -35,6 +38,20 @@ std::string Sha256::hex() {
 std::string Sha256::digest_of(std::string_view data) {
   Sha256 h;
   h.update(data);
+  return "sha256:" + h.hex();
+}
+
+Result<std::string> Sha256::digest_of_fd(int fd, uint64_t& size, const std::string& what) {
+  Sha256 h;
+  static thread_local std::string buf(1 << 18, '\0');
+  for (;;) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return sys_error(errno, "reading " + what);
+    if (n == 0) break;
+    h.update(buf.data(), static_cast<size_t>(n));
+    size += static_cast<uint64_t>(n);
+  }
   return "sha256:" + h.hex();
 }
 

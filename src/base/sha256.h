@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/error.h"
+
 namespace togo {
 
 class Sha256 {
@@ -21,6 +23,9 @@ class Sha256 {
 
   /// "sha256:<hex>" of a whole buffer.
   static std::string digest_of(std::string_view data);
+  /// "sha256:<hex>" of what `fd` reads from its offset to EOF; the bytes
+  /// read are added to `size`.
+  static Result<std::string> digest_of_fd(int fd, uint64_t& size, const std::string& what);
 
  private:
   struct State;

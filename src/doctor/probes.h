@@ -62,7 +62,7 @@ StoreSpot store_spot(const HostView& v);
 /// The mount that holds `path` (already resolved, absolute), from
 /// <proc>/self/mountinfo: the last entry whose mount point is the longest
 /// prefix of it.
-std::optional<runtime::MountEntry> mount_of(const HostView& v, const std::string& path);
+std::optional<MountEntry> mount_of(const HostView& v, const std::string& path);
 
 /// A directory on the store's filesystem this user may write, for the
 /// probes that try things there: the store's tmp/, else the store, else its

@@ -66,16 +66,12 @@ StoreSpot store_spot(const HostView& v) {
   return s;
 }
 
-std::optional<runtime::MountEntry> mount_of(const HostView& v, const std::string& path) {
+std::optional<MountEntry> mount_of(const HostView& v, const std::string& path) {
   auto text = v.read(v.proc() + "/self/mountinfo");
   if (!text) return std::nullopt;
-  std::optional<runtime::MountEntry> best;
-  for (auto& m : runtime::parse_mountinfo(*text)) {
-    const std::string& mp = m.mount_point;
-    bool under = mp == "/" || path == mp || (path.starts_with(mp) && path[mp.size()] == '/');
-    if (under && (!best || mp.size() >= best->mount_point.size())) best = m;
-  }
-  return best;
+  auto mounts = parse_mountinfo(*text);
+  const MountEntry* m = mount_holding(mounts, path);
+  return m ? std::optional<MountEntry>(*m) : std::nullopt;
 }
 
 std::string scratch_dir(const HostView& v) {

@@ -61,21 +61,6 @@ std::string users_of(const std::map<std::string, std::vector<std::string>>& user
   return (it->second.size() > 1 ? "images " : "image ") + s;
 }
 
-Result<std::string> hash_file(int fd, uint64_t& size) {
-  Sha256 h;
-  std::string buf(1 << 18, '\0');
-  size = 0;
-  for (;;) {
-    ssize_t n = ::read(fd, buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return sys_error(errno, "reading");
-    if (n == 0) break;
-    h.update(buf.data(), static_cast<size_t>(n));
-    size += static_cast<uint64_t>(n);
-  }
-  return "sha256:" + h.hex();
-}
-
 class Checker {
  public:
   Checker(store::Store& st, bool repair, FsckReport& r) : st_(st), repair_(repair), r_(r) {}
@@ -132,7 +117,7 @@ class Checker {
       return false;
     }
     uint64_t size = 0;
-    std::string got = TRY_CTX(hash_file(fd->get(), size), obj);
+    std::string got = TRY(Sha256::digest_of_fd(fd->get(), size, obj));
     if (size != l.blob_size || got != l.digest) {
       add(Kind::kDamage, obj,
           "damaged: " + std::to_string(size) + " bytes hashing to " + got.substr(0, 19) +
@@ -356,7 +341,7 @@ Result<void> check_blob_names(int store_fd, FsckReport& report) {
     auto fd = sys::open_at(dir->get(), name, O_RDONLY | O_NOFOLLOW);
     if (!fd) continue;
     uint64_t size = 0;
-    std::string got = TRY_CTX(hash_file(fd->get(), size), "blob " + name);
+    std::string got = TRY(Sha256::digest_of_fd(fd->get(), size, "blob " + name));
     if (got != "sha256:" + name)
       report.findings.push_back({Kind::kDamage, "blob sha256:" + name,
                                  "damaged: its content hashes to " + got.substr(0, 19) + "...",

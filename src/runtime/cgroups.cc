@@ -36,21 +36,6 @@ std::string join_list(const std::vector<std::string>& v, std::string_view sep = 
   return out;
 }
 
-/// mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string unescape(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); i++) {
-    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '3' &&
-        s[i + 2] >= '0' && s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
-      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 std::optional<std::string> read_opt(const std::string& path) {
   auto r = fs::read_file(AT_FDCWD, path);
   if (!r) return std::nullopt;
@@ -296,25 +281,6 @@ const CgroupHierarchy* CgroupHost::v2() const {
   for (auto& h : hierarchies)
     if (h.version == 2) return &h;
   return nullptr;
-}
-
-std::vector<MountEntry> parse_mountinfo(std::string_view text) {
-  std::vector<MountEntry> out;
-  for (auto& line : text::split(text, '\n')) {
-    auto f = tokens(line, " ");
-    // id parent dev root mount-point options [optional...] - fstype source super-options
-    auto dash = std::find(f.begin(), f.end(), "-");
-    if (f.size() < 10 || dash == f.end() || dash - f.begin() < 6 || f.end() - dash < 3) continue;
-    MountEntry m;
-    m.root = unescape(f[3]);
-    m.mount_point = unescape(f[4]);
-    m.options = tokens(f[5], ",");
-    m.fstype = dash[1];
-    m.source = unescape(dash[2]);
-    if (f.end() - dash > 3) m.super_options = tokens(dash[3], ",");
-    out.push_back(std::move(m));
-  }
-  return out;
 }
 
 std::vector<ProcCgroup> parse_proc_cgroup(std::string_view text) {

@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/mountinfo.h"
 #include "base/error.h"
 
 namespace togo::runtime {
@@ -86,13 +87,6 @@ Result<CgroupHost> detect_cgroups(const std::string& root = "", uid_t uid = ::ge
 std::string describe_layout(const CgroupHost& host);
 
 // The parsers, pure; exposed for tests and for other host checks.
-
-/// One line of /proc/<pid>/mountinfo, octal escapes (\040) decoded.
-struct MountEntry {
-  std::string root, mount_point, fstype, source;
-  std::vector<std::string> options, super_options;
-};
-std::vector<MountEntry> parse_mountinfo(std::string_view text);
 
 /// One line of /proc/<pid>/cgroup: "4:memory:/a/b", or "0::/a" for v2.
 struct ProcCgroup {

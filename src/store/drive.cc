@@ -5,32 +5,20 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "base/fd.h"
 #include "base/fs.h"
+#include "base/mountinfo.h"
 #include "store/layout.h"
 
 namespace togo::store {
 
 std::string drive_of(const std::string& path) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line, best_mp, best_src;
-  while (std::getline(in, line)) {
-    // id parent maj:min root mountpoint options [optional...] - fstype source super
-    std::istringstream f(line);
-    std::string id, parent, dev, root, mp;
-    f >> id >> parent >> dev >> root >> mp;
-    size_t dash = line.find(" - ");
-    if (dash == std::string::npos) continue;
-    std::istringstream tail(line.substr(dash + 3));
-    std::string type, src;
-    tail >> type >> src;
-    bool inside = path == mp || mp == "/" || path.starts_with(mp + "/");
-    if (inside && mp.size() >= best_mp.size()) best_mp = mp, best_src = src;
-  }
-  return best_mp.empty() ? "" : best_src + " at " + best_mp;
+  auto text = fs::read_file(AT_FDCWD, "/proc/self/mountinfo");
+  if (!text) return "";
+  auto mounts = parse_mountinfo(*text);
+  const MountEntry* m = mount_holding(mounts, path);
+  return m ? m->source + " at " + m->mount_point : "";
 }
 
 std::optional<std::string> drive_failure(const std::string& store_path) {

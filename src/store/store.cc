@@ -90,6 +90,32 @@ Result<int> read_format(int fd, const std::string& path) {
   return format;
 }
 
+// A crash while the store was being created leaves the marker without a
+// catalog: nothing was ever stored, so a writer starts the catalog and a
+// reader sees an empty store (kNotFound). A catalog lost from a store that
+// holds things is damage, for `togo fsck` to report.
+Result<void> unless_catalog_lost(int fd, const std::string& path, Store::Access access) {
+  struct stat st;
+  if (::fstatat(fd, kCatalog, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT) return {};
+  for (const char* d : {kBlobs, kLayers, kEnvs})
+    if (auto sub = sys::open_at(fd, d, O_RDONLY | O_DIRECTORY); sub && !fs::list_dir(sub->get()).empty())
+      return error(ErrorKind::kFailed,
+                   "store " + path + ": " + kCatalog + " is missing though the store holds layers or environments",
+                   "run `togo fsck`; restore " + std::string(kCatalog) + " from a copy of the store");
+  if (access == Store::Access::kRead)
+    return error(ErrorKind::kNotFound, "store " + path + ": empty (nothing created yet)");
+  return {};
+}
+
+// The holder a lock file names ("pid N: VERB"), or "" if it is empty.
+std::string holder_of(int lock_fd) {
+  char buf[256];
+  ssize_t n = ::pread(lock_fd, buf, sizeof buf - 1, 0);
+  std::string holder(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\0')) holder.pop_back();
+  return holder;
+}
+
 Result<void> create_layout(int fd, const std::string& path) {
   for (const char* d : {"blobs", kBlobs, kLayers, kEnvs, kTmp})
     TRY_CTX(sys::ensure_dir_at(fd, d, 0755), path);
@@ -123,26 +149,15 @@ Result<Store> Store::open(const std::string& path, Access access) {
     TRY_CTX(fs::write_file_atomic(fd.get(), kMarker, marker_text(kFormat)), "creating store");
   }
   if (access == Access::kWrite) TRY(create_layout(fd.get(), path));
-  // A crash while the store was being created leaves the marker without a
-  // catalog: nothing was ever stored, so a writer starts the catalog and a
-  // reader sees an empty store. A catalog lost from a store that holds
-  // things is damage, for `togo fsck` to report.
-  struct stat cst;
-  if (::fstatat(fd.get(), kCatalog, &cst, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
-    bool holds = false;
-    for (const char* d : {kBlobs, kLayers, kEnvs})
-      if (auto sub = sys::open_at(fd.get(), d, O_RDONLY | O_DIRECTORY))
-        holds = holds || !fs::list_dir(sub->get()).empty();
-    if (holds)
-      return error(ErrorKind::kFailed, "store " + path + ": " + kCatalog +
-                                           " is missing though the store holds layers or environments",
-                   "run `togo fsck`; restore " + std::string(kCatalog) + " from a copy of the store");
-    if (access == Access::kRead)
-      return error(ErrorKind::kNotFound, "store " + path + ": empty (nothing created yet)");
+  // Readers look for a missing catalog only when opening it failed: that
+  // costs nothing on the path of every `togo run`.
+  if (access == Access::kWrite) TRY(unless_catalog_lost(fd.get(), path, access));
+  auto catalog = Catalog::open(fs::join(path, kCatalog), access == Access::kWrite);
+  if (!catalog) {
+    TRY(unless_catalog_lost(fd.get(), path, access));
+    return std::unexpected(std::move(catalog.error()).context("store " + path));
   }
-  Catalog catalog = TRY_CTX(Catalog::open(fs::join(path, kCatalog), access == Access::kWrite),
-                            "store " + path);
-  return Store(path, std::move(fd), std::move(catalog));
+  return Store(path, std::move(fd), std::move(*catalog));
 }
 
 Result<WriterLock> Store::lock_for_writing(const std::string& what) {
@@ -160,22 +175,14 @@ Result<WriterLock> Store::lock_for_writing(const std::string& what) {
   Fd fd = TRY(std::move(opened));
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) < 0) {
     if (errno != EWOULDBLOCK) return sys_error(errno, "locking store " + path_);
-    std::string holder;
-    char buf[256];
-    ssize_t n = ::pread(fd.get(), buf, sizeof buf - 1, 0);
-    if (n > 0) holder.assign(buf, static_cast<size_t>(n));
-    while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\0')) holder.pop_back();
+    std::string holder = holder_of(fd.get());
     std::fprintf(stderr, "togo: waiting for the store lock (%s)\n",
                  holder.empty() ? "held by another togo" : holder.c_str());
     while (::flock(fd.get(), LOCK_EX) < 0)
       if (errno != EINTR) return sys_error(errno, "locking store " + path_);
   }
   // A name left in the file: its holder died before it was done.
-  char buf[256];
-  ssize_t n = ::pread(fd.get(), buf, sizeof buf - 1, 0);
-  if (n > 0) {
-    std::string holder(buf, static_cast<size_t>(n));
-    while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\0')) holder.pop_back();
+  if (std::string holder = holder_of(fd.get()); !holder.empty()) {
     Swept swept = TRY_CTX(sweep_unnamed(*this, false), "recovering the store after an interrupted " + holder);
     std::fprintf(stderr, "togo: the store was left mid-change (%s); recovered%s\n", holder.c_str(),
                  swept.removed.empty() ? ", nothing to undo"

@@ -155,16 +155,8 @@ class Lister {
   Result<std::string> content_hash(int fd, const struct stat& st, const std::string& path) {
     auto key = std::make_pair(st.st_dev, st.st_ino);
     if (auto it = seen_.find(key); it != seen_.end()) return it->second;
-    Sha256 h;
-    static thread_local std::string buf(1 << 18, '\0');
-    for (;;) {
-      ssize_t n = ::read(fd, buf.data(), buf.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return sys_error(errno, "reading " + path);
-      if (n == 0) break;
-      h.update(buf.data(), static_cast<size_t>(n));
-    }
-    std::string d = h.hex();
+    uint64_t size = 0;
+    std::string d = TRY(Sha256::digest_of_fd(fd, size, path)).substr(7);
     if (st.st_nlink > 1) seen_[key] = d;
     return d;
   }
