@@ -82,11 +82,8 @@ class Checker {
     for (auto& l : TRY(cat.layers())) TRY(check_layer(l));
     TRY(check_envs());
     store::Swept left = TRY(store::sweep_unnamed(st_, true, !repair_));
-    for (auto& what : left.removed) {
-      size_t paren = what.find(" (");
-      add(Kind::kLeftover, what.substr(0, paren),
-          paren == std::string::npos ? "nothing names it"
-                                     : what.substr(paren + 2, what.size() - paren - 3));
+    for (auto& item : left.removed) {
+      add(Kind::kLeftover, item.what, item.why);
       if (repair_) done("removed", true);
     }
     if (repair_) TRY(record_marks());

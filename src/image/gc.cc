@@ -49,7 +49,7 @@ Result<GcReport> collect_garbage(store::Store& st) {
   TRY(remove_unused_layers(st));
   // Then whatever the catalog does not name, stale partial downloads too.
   store::Swept swept = TRY(store::sweep_unnamed(st, true));
-  report.removed.insert(report.removed.end(), swept.removed.begin(), swept.removed.end());
+  for (auto& item : swept.removed) report.removed.push_back(item.line());
   report.bytes += swept.bytes;
   return report;
 }

@@ -16,7 +16,7 @@ namespace togo::store {
 namespace {
 
 // Deletes `path` (relative to the store) and adds it to the report.
-Result<void> remove(Store& st, const std::string& path, const std::string& what, Swept& out,
+Result<void> remove(Store& st, const std::string& path, SweptItem item, Swept& out,
                     bool dry_run) {
   uint64_t size = 0;
   if (auto s = sys::stat_at(st.fd(), path, AT_SYMLINK_NOFOLLOW)) {
@@ -28,7 +28,7 @@ Result<void> remove(Store& st, const std::string& path, const std::string& what,
     }
   }
   if (!dry_run) TRY(fs::remove_tree(st.fd(), path));
-  out.removed.push_back(what);
+  out.removed.push_back(std::move(item));
   out.bytes += size;
   return {};
 }
@@ -57,23 +57,23 @@ Result<Swept> sweep_unnamed(Store& st, bool downloads, bool dry_run) {
     for (auto& d : unused) layers.erase(std::string(digest_hex(d)));
   for (auto& d : unused) {
     std::string hex(digest_hex(d));
-    out.removed.push_back("layer " + short_hex(hex) + " (no image uses it)");
+    out.removed.push_back({"layer " + short_hex(hex), "no image uses it"});
   }
 
   for (auto& name : names_in(st, kBlobs))
     if (!layers.count(name))
       TRY(remove(st, std::string(kBlobs) + "/" + name,
-                 "blob " + short_hex(name) + " (no layer names it)", out, dry_run));
+                 {"blob " + short_hex(name), "no layer names it"}, out, dry_run));
   for (auto& name : names_in(st, kLayers))
     if (!layers.count(name))
       TRY(remove(st, std::string(kLayers) + "/" + name,
-                 "unpacked layer " + short_hex(name) + " (not in the catalog)", out, dry_run));
+                 {"unpacked layer " + short_hex(name), "not in the catalog"}, out, dry_run));
   std::set<std::string> envs;
   for (auto& e : TRY(cat.envs())) envs.insert(e.id);
   for (auto& name : names_in(st, kEnvs))
     if (!envs.count(name))
       TRY(remove(st, std::string(kEnvs) + "/" + name,
-                 "environment directory " + name + " (no environment has it)", out, dry_run));
+                 {"environment directory " + name, "no environment has it"}, out, dry_run));
   // Partial downloads are written without the writer lock: those a running
   // pull holds (flock) stay.
   if (downloads)
@@ -82,12 +82,13 @@ Result<Swept> sweep_unnamed(Store& st, bool downloads, bool dry_run) {
                             O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
       if (f && ::flock(f->get(), LOCK_EX | LOCK_NB) < 0) continue;
       TRY(remove(st, std::string(kDownloads) + "/" + name,
-                 "partial download " + short_hex(name.substr(0, name.find('.'))) +
-                     " (of an interrupted pull)", out, dry_run));
+                 {"partial download " + short_hex(name.substr(0, name.find('.'))),
+                  "of an interrupted pull"},
+                 out, dry_run));
     }
   for (auto& name : names_in(st, kTmp))
     if (std::string(kTmp) + "/" + name != kDownloads)
-      TRY(remove(st, std::string(kTmp) + "/" + name, "staging directory " + name + " (left by an interrupted command)", out, dry_run));
+      TRY(remove(st, std::string(kTmp) + "/" + name, {"staging directory " + name, "left by an interrupted command"}, out, dry_run));
   return out;
 }
 

@@ -16,9 +16,17 @@ namespace togo::store {
 
 class Store;
 
-/// What a sweep removed, in words for people, and how many bytes.
+/// One thing a sweep removed, in words for people.
+struct SweptItem {
+  std::string what;  // "blob 0123456789ab", "staging directory stage-1-abc"
+  std::string why;   // "no layer names it"
+  /// "<what> (<why>)".
+  std::string line() const { return what + " (" + why + ")"; }
+};
+
+/// What a sweep removed, and how many bytes.
 struct Swept {
-  std::vector<std::string> removed;
+  std::vector<SweptItem> removed;
   uint64_t bytes = 0;
 };
 
