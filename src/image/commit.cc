@@ -283,6 +283,8 @@ Result<std::string> commit_config(std::string_view base_config,
                    "the image's config lists " + std::to_string(c.diff_ids.size()) +
                        " layers, the image has " + std::to_string(base_diff_ids.size()),
                    "run `togo fsck`");
+  } else if (!base_config.empty() && base_config != "{}") {
+    return error(ErrorKind::kFailed, "the image's config is damaged", "run `togo fsck`");
   } else {
     // A config from before configs were kept ("{}"): one for this host.
     if (!replace)

@@ -333,7 +333,7 @@ class Importer {
       return std::unexpected(std::move(stats.error()).context("the environment's files"));
     }
     // Nothing but the tree and the trailer.
-    auto names = fs::list_dir(root.get());
+    auto names = TRY_CTX(fs::read_dir(root.get()), "reading what was unpacked");
     std::sort(names.begin(), names.end());
     std::vector<std::string> want = {std::string(kExportTrailer), top};
     std::sort(want.begin(), want.end());
@@ -347,6 +347,9 @@ class Importer {
     if (!S_ISDIR(st.st_mode)) return error(ErrorKind::kBadInput, top + ": not a directory");
     Fd trailer_fd =
         TRY(sys::open_at(root.get(), std::string(kExportTrailer), O_RDONLY | O_NOFOLLOW));
+    // The trailer is a few lines; anything larger is not one.
+    if (struct stat ts; ::fstat(trailer_fd.get(), &ts) == 0 && ts.st_size > (4 << 10))
+      return error(ErrorKind::kBadInput, std::string(kExportTrailer) + ": larger than a trailer (damaged?)");
     ExportTrailer trailer =
         TRY_CTX(parse_trailer(TRY(sys::read_all(trailer_fd.get(), std::string(kExportTrailer)))),
                 std::string(kExportTrailer));

@@ -100,9 +100,13 @@ std::optional<StatusLine> parse_status_line(std::string_view l) {
   return s;
 }
 
-/// Reads a status line and header fields, skipping 1xx interim answers.
+/// Reads a status line and header fields, skipping 1xx interim answers (a
+/// few: a peer that sends them forever is answering garbage).
 Result<std::pair<StatusLine, Headers>> read_head(Reader& r) {
-  for (;;) {
+  constexpr int kMaxInterim = 8;
+  size_t bytes = 0, count = 0;  // over every head, interim ones included
+  for (int interim = 0;; interim++) {
+    if (interim > kMaxInterim) return bad_answer(r.endpoint(), "too many interim (1xx) answers");
     auto first = TRY(r.line());
     if (!first) {
       if (r.received() == 0) return error("reading from " + r.endpoint() + ": connection closed before an answer");
@@ -111,7 +115,6 @@ Result<std::pair<StatusLine, Headers>> read_head(Reader& r) {
     auto status = parse_status_line(*first);
     if (!status) return bad_answer(r.endpoint(), "malformed status line \"" + printable(*first) + "\"");
     Headers h;
-    size_t bytes = 0, count = 0;
     for (;;) {
       auto l = TRY(r.line());
       if (!l) return bad_answer(r.endpoint(), "connection closed in the header");
@@ -301,7 +304,13 @@ Result<Response> Client::Impl::exchange_on(Conn& c, bool reused, bool* retry, bo
     resp.body.append(part);
     return {};
   };
-  Sink discard = [](std::string_view) -> Result<void> { return {}; };
+  // A redirect's body is read only to reuse the connection, and only so much.
+  uint64_t discarded = 0;
+  Sink discard = [&](std::string_view part) -> Result<void> {
+    if ((discarded += part.size()) > (64 << 10))
+      return bad_answer(c.endpoint(), "redirect body larger than 64 KiB");
+    return {};
+  };
   bool to_sink = !redirect && sink && resp.status >= 200 && resp.status < 300;
   if (to_sink && req.before_body) TRY(req.before_body(resp));
   const Sink& out = redirect ? discard : to_sink ? sink : collect;

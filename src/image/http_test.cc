@@ -302,7 +302,14 @@ TEST(Client, GarbageAnswersAreBadInput) {
                               "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx",
                               "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
                               "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabX\r\n0\r\n\r\n",
-                              "HTTP/1.1 200 OK\r\nX: " + std::string(20000, 'a') + "\r\n\r\n"}) {
+                              "HTTP/1.1 200 OK\r\nX: " + std::string(20000, 'a') + "\r\n\r\n",
+                              [] {  // interim answers without end
+                                std::string s;
+                                for (int i = 0; i < 50; i++) s += "HTTP/1.1 100 Continue\r\n\r\n";
+                                return s + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+                              }(),
+                              "HTTP/1.1 302 Found\r\nLocation: /x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              "20000\r\n" + std::string(0x20000, 'a') + "\r\n0\r\n\r\n"}) {
     TestServer s(answer(garbage, false));
     Client c(quick());
     auto r = c.send(get(s.url("/")));

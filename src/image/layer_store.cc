@@ -213,7 +213,6 @@ Result<StagedLayer> stage_layer(store::Store& st, const std::string& stage, int 
     return error(ErrorKind::kBadInput,
                  expect.what + ": uncompressed content hashes to " + r.diff_id +
                      ", the image config says " + expect.diff_id);
-  TRY(sys::fsync(blob.get(), "blob"));
   // What was unpacked, recorded so that `togo fsck` can check the tree.
   std::string listing = TRY_CTX(store::list_tree(root.get()), expect.what + ": listing the unpacked tree");
   {

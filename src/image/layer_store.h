@@ -48,8 +48,9 @@ struct StagedLayer {
 /// Reads a layer blob (a tar, plain or gzip/zstd/xz/bzip2 compressed) from
 /// `in`, copies it to `stage/<n>.blob` and unpacks it into `stage/<n>.root`
 /// in one pass, hashing both the blob and the uncompressed tar; checks them
-/// against `expect`. OCI whiteouts become overlayfs whiteouts. Everything is
-/// durable when it returns. The caller holds the store's writer lock.
+/// against `expect`, and writes the listing of the tree (stage/<n>.files).
+/// OCI whiteouts become overlayfs whiteouts. Nothing is durable yet:
+/// place_layers syncs it all at once. The caller holds the store's writer lock.
 /// `head`: bytes the caller already read from `in`, which come first.
 Result<StagedLayer> stage_layer(store::Store& st, const std::string& stage, int n, int in,
                                 const LayerExpect& expect, const Notice& notice,

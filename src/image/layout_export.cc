@@ -162,6 +162,25 @@ Result<LayerOut> plan_layer(store::Store& st, const std::string& digest, bool de
 std::string LayoutOut::manifest_path() const { return oci::blob_path(manifest_desc.digest); }
 std::string LayoutOut::config_path() const { return oci::blob_path(Sha256::digest_of(config)); }
 
+Result<std::string> config_to_send(const store::ImageRecord& img,
+                                   const std::vector<std::string>& diff_ids, const std::string& shown,
+                                   const Notice& notice) {
+  auto parsed = oci::parse_config(img.config);
+  if (parsed) {
+    if (parsed->diff_ids != diff_ids)
+      return error(ErrorKind::kFailed, shown + ": its config's diff_ids do not match its layers",
+                   "run `togo fsck`");
+    return img.config;
+  }
+  // SECURITY (integrity): only the "{}" of stores from before image configs
+  // were kept gets a made-up config; a damaged one is never replaced.
+  if (!img.config.empty() && img.config != "{}")
+    return error(ErrorKind::kFailed, shown + ": its config: " + parsed.error().message,
+                 "run `togo fsck`");
+  if (notice) notice(shown + " has no image config; sending one for " + oci::host_platform().str());
+  return rootfs_config(diff_ids);
+}
+
 Result<LayoutOut> plan_layout(store::Store& st, const store::ImageRecord& img, bool decompress_all,
                               const Notice& notice) {
   bool named = !img.name.empty() && img.name != img.id;
@@ -176,23 +195,8 @@ Result<LayoutOut> plan_layout(store::Store& st, const store::ImageRecord& img, b
     diff_ids.push_back(out.layers.back().diff_id);
   }
 
-  out.config = img.config;
-  auto parsed = oci::parse_config(out.config);
-  if (parsed) {
-    if (parsed->diff_ids != diff_ids)
-      return error(ErrorKind::kFailed, shown + ": its config's diff_ids do not match its layers",
-                   "run `togo fsck`");
-    out.parsed = std::move(*parsed);
-  } else if (img.config.empty() || img.config == "{}") {
-    // Stores from before image configs were kept hold "{}".
-    out.config = rootfs_config(diff_ids);
-    out.parsed = TRY(oci::parse_config(out.config));
-    if (notice)
-      notice(shown + " has no image config; exporting one for " + oci::host_platform().str());
-  } else {
-    return error(ErrorKind::kFailed, shown + ": its config: " + parsed.error().message,
-                 "run `togo fsck`");
-  }
+  out.config = TRY(config_to_send(img, diff_ids, shown, notice));
+  out.parsed = TRY(oci::parse_config(out.config));
 
   oci::Manifest m;
   m.media_type = oci::kMediaTypeManifest;

@@ -10,6 +10,7 @@
 #include "base/sha256.h"
 #include "base/sys.h"
 #include "image/import.h"
+#include "image/layout_export.h"
 #include "image/oci.h"
 #include "store/layout.h"
 
@@ -175,12 +176,7 @@ Result<std::string> push(store::Store& st, const std::string& image, const Refer
     m.layers.push_back(up.desc);
   }
 
-  // The config, as stored; a plain root filesystem's "{}" gets a real one.
-  std::string config = img->config;
-  if (!oci::parse_config(config)) {
-    config = rootfs_config(diff_ids);
-    if (o.notice) o.notice("image " + image + " has no image config; sending one for " + oci::host_platform().str());
-  }
+  std::string config = TRY(config_to_send(*img, diff_ids, "image " + image, o.notice));
   Fd cfd(::memfd_create("togo-config", MFD_CLOEXEC));
   if (!cfd.valid()) return sys_error(errno, "memfd_create");
   TRY(sys::write_all(cfd.get(), config, "config"));

@@ -272,7 +272,8 @@ class Unpacker {
   }
 
   Result<void> clear_lower(int dirfd, const std::string& dir) {
-    for (const std::string& name : fs::list_dir(dirfd))
+    // An unreadable directory must fail the whiteout, not hide nothing.
+    for (const std::string& name : TRY_CTX(fs::read_dir(dirfd), dir))
       TRY(remove_lower(dirfd, name, join_path(dir, name)));
     return {};
   }
