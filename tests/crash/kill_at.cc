@@ -120,7 +120,8 @@ int main(int argc, char** argv) {
         if (const char* name = mutating_name(si); name && ++count == target) {
           std::fprintf(stderr, "togo-kill-at: killed before #%ld %s\n", count, name);
           killed = true;
-          ::kill(-child, SIGKILL);
+          // Every tracee, whatever process group or session it made.
+          for (pid_t t : tracees) ::kill(t, SIGKILL);
           ::kill(pid, SIGKILL);
         }
     } else if (status >> 16 != 0) {
@@ -132,10 +133,8 @@ int main(int argc, char** argv) {
         tracees.insert(static_cast<pid_t>(msg));
     } else if (sig != SIGSTOP && sig != SIGTRAP) {
       deliver = sig;
-    } else if (sig == SIGSTOP && !tracees.count(pid)) {
-      tracees.insert(pid);  // a new tracee's first stop, seen before its parent's event
     }
-    tracees.insert(pid);
+    tracees.insert(pid);  // also a new tracee's first stop, seen before its parent's event
     ::ptrace(PTRACE_SYSCALL, pid, nullptr, deliver);
   }
   if (killed) return 137;

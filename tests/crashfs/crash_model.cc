@@ -95,18 +95,27 @@ std::vector<size_t> cut_points(const Log& log, size_t max_cuts) {
   for (size_t i = 0; i <= n; i++) all[i] = i;
   if (max_cuts == 0 || all.size() <= max_cuts) return all;
   max_cuts = std::max<size_t>(max_cuts, 2);
-  std::set<size_t> important = {0, n};
+  // The ends and the marks are always cut (a mark is where acknowledged
+  // state begins); the budget left goes to barriers, then to the rest.
+  std::set<size_t> pinned = {0, n};
+  for (const auto& m : log.marks) pinned.insert(m.at);
+  std::set<size_t> important = pinned;
   for (size_t i = 0; i < n; i++)
     if (is_barrier(log.ops[i].kind)) important.insert({i, i + 1});
-  for (const auto& m : log.marks) important.insert(m.at);
   auto evenly = [](const std::vector<size_t>& from, size_t k) {
     std::set<size_t> out;
-    for (size_t j = 0; j < k; j++) out.insert(from[j * (from.size() - 1) / (k - 1)]);
+    if (k == 1) out.insert(from[from.size() / 2]);
+    for (size_t j = 0; k > 1 && j < k; j++) out.insert(from[j * (from.size() - 1) / (k - 1)]);
     return out;
   };
   std::set<size_t> chosen;
   if (important.size() >= max_cuts) {
-    chosen = evenly({important.begin(), important.end()}, max_cuts);
+    chosen = pinned;
+    std::vector<size_t> barriers;
+    for (size_t c : important)
+      if (!pinned.contains(c)) barriers.push_back(c);
+    if (max_cuts > chosen.size() && !barriers.empty())
+      chosen.merge(evenly(barriers, std::min(max_cuts - chosen.size(), barriers.size())));
   } else {
     chosen = important;
     std::vector<size_t> rest;

@@ -134,8 +134,8 @@ std::string check(const Namespace& ns, const Op& op, ReplayStep& step) {
       if (!ns.live_dir(op.dir)) return "its directory is not there";
       if (ns.at(op.dir, op.name)) return "the name is taken";
       if (op.kind == OpKind::kLink) {
-        if (!ns.live(op.id) || S_ISDIR(ns.type(op.id))) return "the object to link is not there";
-        ns.locate(op.id, step.dir2, step.name2);
+        if (!ns.live(op.id) || S_ISDIR(ns.type(op.id)) || !ns.locate(op.id, step.dir2, step.name2))
+          return "the object to link is not there";
       } else if (ns.live(op.id)) {
         return "the object already exists";
       }

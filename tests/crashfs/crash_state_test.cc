@@ -312,6 +312,22 @@ TEST(CutPoints, SamplingKeepsBarriersAndEnds) {
   EXPECT_LE(cut_points(log, 5).size(), 5u);
 }
 
+TEST(CutPoints, MarksSurviveSamplingAmongManyBarriers) {
+  LogBuilder b;
+  b.entry(1, "f", 2, S_IFREG | 0644);
+  for (int i = 0; i < 200; i++) {
+    b.write(2, static_cast<uint64_t>(i), "x");
+    b.fsync(2);
+  }
+  Log log = b.build();
+  log.marks.push_back({"acked", 123});
+  auto cuts = cut_points(log, 10);
+  EXPECT_LE(cuts.size(), 10u);
+  EXPECT_TRUE(std::binary_search(cuts.begin(), cuts.end(), size_t{123}));
+  EXPECT_EQ(cuts.front(), 0u);
+  EXPECT_EQ(cuts.back(), log.ops.size());
+}
+
 class MaterializeTest : public ::testing::Test {
  protected:
   void SetUp() override {

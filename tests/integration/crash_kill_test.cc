@@ -30,6 +30,7 @@ struct Op {
   // Checks that a complete op's result works; returns what is wrong, or "".
   std::function<std::string(const std::function<RunResult(std::vector<std::string>)>&)> usable;
   bool removes_e1 = false;
+  bool writes_out = false;  // absent must mean no output file at all
 };
 
 bool listed(const RunResult& r, const std::string& name) {
@@ -88,9 +89,11 @@ const std::vector<Op>& ops() {
        [](const Tg& tg) {
          RunResult r = tg({"import", "{out}", "probe-usable"});
          return r.status != 0 ? "import: " + describe(r) : reads_kept(tg, "probe-usable");
-       }},
+       },
+       false, true},
       {"Gc", {"gc"},
-       [](const Tg& tg) { return !contains(tg({"image", "ls"}).out, "\nsha256:"); },
+       // The nameless image the template left is what gc removes.
+       [](const Tg& tg) { return !contains(tg({"image", "ls"}).out, "\n<none> "); },
        [](const Tg&) { return std::string(); }},
   };
   return table;
@@ -190,7 +193,9 @@ file('etc/group', b'root:x:0:\n')
     RunResult k = killed_at(n);
     ASSERT_EQ(k.status, 137) << "point " << n << " of " << total << ": " << describe(k);
     tried++;
-    std::string where = std::string(op.name) + " killed " + k.err.substr(k.err.find("before"));
+    size_t before = k.err.find("before");
+    ASSERT_NE(before, std::string::npos) << describe(k);
+    std::string where = std::string(op.name) + " killed " + k.err.substr(before);
     while (!where.empty() && where.back() == '\n') where.pop_back();
     // The store opens and is whole once a writer has recovered it.
     RunResult f = tg({"fsck"});
@@ -206,6 +211,7 @@ file('etc/group', b'root:x:0:\n')
     EXPECT_EQ(lost, "") << where;
     // Absent means it can be done again from scratch.
     if (!done) {
+      if (op.writes_out) EXPECT_FALSE(exists(dir.sub("out.togo"))) << where << ": a partial output file";
       RunResult again = tg(args);
       EXPECT_EQ(again.status, 0) << where << ": doing it again: " << describe(again);
       if (again.status == 0) EXPECT_EQ(op.usable(tg), "") << where << ": after doing it again";
