@@ -32,13 +32,6 @@ double now() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
-std::string read_text(const std::string& path) {
-  auto fd = sys::open_at(AT_FDCWD, path, O_RDONLY);
-  if (!fd) return {};
-  auto text = sys::read_all(fd->get(), path);
-  return text ? *text : std::string();
-}
-
 // Waits up to `seconds` for `pid`; its exit status, or -1 if it is still running.
 int wait_for(pid_t pid, double seconds) {
   double deadline = now() + seconds;
@@ -86,7 +79,7 @@ Result<pid_t> spawn_daemon(const std::vector<std::string>& args, const std::stri
   if (said != "ready\n") {
     ::kill(pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
-    return error("togo-crashfs did not start: " + read_text(err_path));
+    return error("togo-crashfs did not start: " + fs::read_file(AT_FDCWD, err_path).value_or(""));
   }
   return pid;
 }
@@ -238,6 +231,10 @@ Result<void> CrashRecorder::stop() {
     ::waitpid(daemon_, nullptr, 0);
     if (problem.empty()) problem = "togo-crashfs did not exit after the unmount";
   }
+  // What the daemon could not record makes the recording worthless.
+  if (auto err = fs::read_file(AT_FDCWD, work_ + "/daemon.err"); err && problem.empty())
+    if (size_t at = err->find("togo-crashfs: "); at != std::string::npos)
+      problem = "the recording is incomplete: " + err->substr(at, err->find('\n', at) - at);
   // The store is a plain directory again, holding what the run left.
   ::rmdir(store_.c_str());
   if (::rename((work_ + "/backing").c_str(), store_.c_str()) < 0)
