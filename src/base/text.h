@@ -41,6 +41,9 @@ std::string human_size(uint64_t bytes);
 /// "3 seconds ago", "2 days ago" for a Unix time in the past.
 std::string ago(int64_t when, int64_t now);
 
+/// `s` as one word for a POSIX shell: as it is when it holds only safe
+/// characters, else in single quotes ("/media/my stick" -> "'/media/my stick'").
+std::string shell_quote(std::string_view s);
 /// Splits on a single character; empty fields are kept.
 std::vector<std::string> split(std::string_view s, char sep);
 

@@ -37,4 +37,11 @@ TEST(Text, SplitKeepsEmptyFields) {
 }
 
 }  // namespace
+TEST(Text, ShellQuoteKeepsSafeWordsAndQuotesTheRest) {
+  EXPECT_EQ(shell_quote("/media/stick"), "/media/stick");
+  EXPECT_EQ(shell_quote("/media/my stick"), "'/media/my stick'");
+  EXPECT_EQ(shell_quote("a'b;rm"), "'a'\\''b;rm'");
+  EXPECT_EQ(shell_quote(""), "''");
+}
+
 }  // namespace togo::text

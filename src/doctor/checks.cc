@@ -138,7 +138,7 @@ const std::vector<Check>& all_checks() {
       // network
       {hc::kNetHelpers, "network", "--network private runs slirp4netns, which needs /dev/net/tun",
        probe_net_helpers,
-       "sudo apt install slirp4netns; /dev/net/tun must be open to you (mode 0666)", kOptional},
+       "sudo apt install passt (or slirp4netns); /dev/net/tun must be open to you (mode 0666)", kOptional},
       {"network.dns", "network",
        "envs read the host's resolv.conf (--network host) or ask a forwarder to the host's "
        "first name server (--network private)",
@@ -178,9 +178,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double ms_between(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
-}
 
 // What the probe threads share with the runner. Held by shared_ptr: a probe
 // that outlives the deadline keeps it alive after run_checks returns.
@@ -189,7 +186,6 @@ struct Shared {
   std::mutex mu;
   std::condition_variable cv;
   std::vector<std::optional<Finding>> findings;
-  std::vector<double> ms;
   size_t pending = 0;
 };
 
@@ -200,7 +196,6 @@ std::vector<CheckResult> run_checks(const HostView& view, const std::vector<Chec
   auto shared = std::make_shared<Shared>();
   shared->view = view;
   shared->findings.resize(table.size());
-  shared->ms.resize(table.size());
   const auto start = Clock::now();
 
   for (size_t i = 0; i < table.size(); i++) {
@@ -208,29 +203,23 @@ std::vector<CheckResult> run_checks(const HostView& view, const std::vector<Chec
     shared->pending++;
     Probe probe = table[i].probe;
     std::thread([shared, probe, i] {
-      auto t0 = Clock::now();
       Finding f = probe(shared->view);
       std::lock_guard lock(shared->mu);
       shared->findings[i] = std::move(f);
-      shared->ms[i] = ms_between(t0, Clock::now());
       shared->pending--;
       shared->cv.notify_all();
     }).detach();
   }
   std::vector<std::optional<Finding>> findings;
-  std::vector<double> ms;
   {
     std::unique_lock lock(shared->mu);
     shared->cv.wait_until(lock, start + options.deadline, [&] { return shared->pending == 0; });
     findings = shared->findings;
-    ms = shared->ms;
   }
   // The slow, exclusive ones: after the others, one at a time.
   for (size_t i = 0; i < table.size(); i++) {
     if (!table[i].bench || !options.storage_bench) continue;
-    auto t0 = Clock::now();
     findings[i] = table[i].probe(view);
-    ms[i] = ms_between(t0, Clock::now());
   }
 
   std::vector<CheckResult> out;
@@ -246,11 +235,8 @@ std::vector<CheckResult> run_checks(const HostView& view, const std::vector<Chec
       f.fix =
           "run `togo doctor` again; a probe that hangs points at the kernel or a stuck "
           "device";
-      ms[i] = static_cast<double>(options.deadline.count());
     }
-    CheckResult r = complete(table[i], std::move(f));
-    r.ms = ms[i];
-    out.push_back(std::move(r));
+    out.push_back(complete(table[i], std::move(f)));
   }
   return out;
 }

@@ -57,7 +57,6 @@ struct CheckResult {
   Status status = Status::kOk;
   std::string found, why, fix;
   Severity severity = Severity::kOptional;
-  double ms = 0;  // how long the probe took
 };
 
 struct RunOptions {

@@ -44,12 +44,16 @@ std::string device_dir(const HostView& v, const std::string& path) {
   if (auto st = v.live.fs_stats(path); st && st->dev_major != 0)
     return block_dir(v, st->dev_major, st->dev_minor);
   // btrfs and others report an anonymous st_dev: use the mount's source.
-  if (auto m = mount_of(v, real_path(path).empty() ? path : real_path(path));
-      m && m->source.starts_with("/dev/")) {
-    std::string name =
-        base(real_path(v.root + m->source).empty() ? m->source : real_path(v.root + m->source));
+  std::string real = real_path(path);
+  if (auto m = mount_of(v, real.empty() ? path : real); m && m->source.starts_with("/dev/")) {
+    std::string source = real_path(v.root + m->source);
+    std::string name = base(source.empty() ? m->source : source);
+    // SECURITY: the source is any name a FUSE mount chose; it must name an
+    // entry of /sys/class/block, nothing above it.
+    if (name.empty() || name == "." || name == "..") return {};
     std::string dir = real_path(v.sys() + "/class/block/" + name);
-    if (!dir.empty()) return dir;
+    std::string sys = real_path(v.sys());
+    if (!dir.empty() && !sys.empty() && dir.starts_with(sys + "/")) return dir;
   }
   return {};
 }

@@ -57,8 +57,10 @@ bool native_arch(const std::string& host, const std::string& arch) {
 Finding probe_kernel(const HostView& v) {
   Finding f;
   std::string release = trim(v.read(v.proc() + "/sys/kernel/osrelease").value_or(""));
-  std::string machine = v.machine;
-  if (machine.empty()) machine = trim(v.read(v.proc() + "/sys/kernel/arch").value_or(""));
+  // The kernel's own word first: under qemu-user, uname(2) reports the
+  // emulated machine, never the host's.
+  std::string machine = trim(v.read(v.proc() + "/sys/kernel/arch").value_or(""));
+  if (machine.empty()) machine = v.machine;
   std::string distro =
       os_release_field(v.read(v.etc() + "/os-release").value_or(""), "PRETTY_NAME");
   f.found = "Linux " + (release.empty() ? std::string("(version unknown)") : release) + " " +

@@ -25,8 +25,10 @@ TEST(DoctorKernelProbe, MatchingArchitectureAndRecentKernelIsOk) {
 TEST(DoctorKernelProbe, ForeignArchitectureIsDegraded) {
   Fixture fx;
   fx.file("proc/sys/kernel/osrelease", "6.8.0\n");
+  // Under emulation uname says the binary's machine; the kernel says its own.
+  fx.file("proc/sys/kernel/arch", "aarch64\n");
   HostView v = fx.view();
-  v.machine = "aarch64";
+  v.machine = "x86_64";
   Finding f = probe_kernel(v);
   EXPECT_EQ(f.status, Status::kDegraded);
   EXPECT_TRUE(has(f.why, "emulation")) << f.why;

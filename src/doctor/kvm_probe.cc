@@ -219,8 +219,12 @@ KvmRun run_kvm_test(const std::string& device, int timeout_ms) {
     return out;
   }
   if (pid == 0) {
+    // Only the report pipe stays open: other probes' pipes must not wait
+    // for this child (it can run for most of a second).
     read_end.release();
-    child(path, timeout_ms, write_end.get());
+    if (::dup2(write_end.get(), 3) < 0) ::_exit(1);
+    ::close_range(4, ~0U, 0);
+    child(path, timeout_ms, 3);
   }
   write_end.reset();
 

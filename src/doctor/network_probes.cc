@@ -43,23 +43,24 @@ Finding probe_net_helpers(const HostView& v) {
   std::string slirp = v.which("slirp4netns");
   std::string pasta = v.which("pasta");
   int tun = v.live.open_rw(v.dev() + "/net/tun");
+  // As --network private does: pasta first, else slirp4netns (net/usernet.h).
+  f.found = pasta.empty() ? "pasta is not installed" : "pasta at " + pasta;
   if (slirp.empty()) {
-    f.found = "slirp4netns is not installed";
+    f.found += "; slirp4netns is not installed";
   } else {
     auto version = v.live.output({slirp, "--version"});
-    f.found = (version ? *version : std::string("slirp4netns")) + " at " + slirp;
+    f.found += "; " + (version ? *version : std::string("slirp4netns")) + " at " + slirp;
   }
-  if (!pasta.empty()) f.found += "; pasta at " + pasta + " (togo does not use it yet)";
   f.found += tun == 0 ? "; /dev/net/tun opens" : "; /dev/net/tun: " + errno_text(tun);
-  if (slirp.empty()) {
+  if (slirp.empty() && pasta.empty()) {
     f.status = Status::kDegraded;
-    f.why = "--network private cannot start (--network host and none work)";
-    f.fix = "sudo apt install slirp4netns";
+    f.why = "--network private needs pasta or slirp4netns (--network host and none work)";
+    f.fix = "sudo apt install passt (it has pasta), or slirp4netns";
   } else if (tun != 0) {
     f.status = Status::kDegraded;
     f.why =
-        "slirp4netns gives the env its eth0 through /dev/net/tun: --network private "
-        "cannot start (--network host and none work)";
+        "pasta and slirp4netns give the env its network through /dev/net/tun: --network "
+        "private cannot start (--network host and none work)";
     f.fix = tun == ENOENT || tun == ENODEV || tun == ENXIO
                 ? "sudo modprobe tun"
                 : "sudo chmod 0666 /dev/net/tun (its usual mode)";

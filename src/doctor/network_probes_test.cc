@@ -15,16 +15,18 @@ TEST(DoctorNetHelpersProbe, EachOutcome) {
   HostView v = fx.view(1000);
   Finding f = probe_net_helpers(v);
   EXPECT_EQ(f.status, Status::kDegraded);
-  EXPECT_EQ(f.found, "slirp4netns is not installed; /dev/net/tun opens");
-  EXPECT_EQ(f.fix, "sudo apt install slirp4netns");
+  EXPECT_EQ(f.found, "pasta is not installed; slirp4netns is not installed; /dev/net/tun opens");
+  EXPECT_EQ(f.fix, "sudo apt install passt (it has pasta), or slirp4netns");
 
   fx.program("pasta");
+  f = probe_net_helpers(v);
+  EXPECT_EQ(f.status, Status::kOk) << "pasta alone is enough";
+
   fx.program("slirp4netns");
   f = probe_net_helpers(v);
   EXPECT_EQ(f.status, Status::kOk);
-  EXPECT_EQ(f.found, "slirp4netns version 1.0 at " + fx.path("usr/bin/slirp4netns") +
-                         "; pasta at " + fx.path("usr/bin/pasta") +
-                         " (togo does not use it yet); /dev/net/tun opens");
+  EXPECT_EQ(f.found, "pasta at " + fx.path("usr/bin/pasta") + "; slirp4netns version 1.0 at " +
+                         fx.path("usr/bin/slirp4netns") + "; /dev/net/tun opens");
 
   v.live.open_rw = [](const std::string&) { return EACCES; };
   f = probe_net_helpers(v);

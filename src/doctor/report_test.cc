@@ -10,19 +10,18 @@ using testing::has;
 
 std::vector<CheckResult> sample() {
   std::vector<CheckResult> r(4);
-  r[0] = {"host.kernel", "host", Status::kOk, "Linux 6.1", "why k", "", Severity::kOptional, 1};
+  r[0] = {"host.kernel", "host", Status::kOk, "Linux 6.1", "why k", "", Severity::kOptional};
   r[1] = {"vm.kvm",
           "vm",
           Status::kDegraded,
           "slow guest",
           "guests crawl",
           "enable nesting",
-          Severity::kOptional,
-          300};
+          Severity::kOptional};
   r[2] = {
-      "isolation.userns", "isolation", Status::kOk, "works", "why u", "", Severity::kCritical, 2};
+      "isolation.userns", "isolation", Status::kOk, "works", "why u", "", Severity::kCritical};
   r[3] = {"cross-arch.binfmt", "cross-arch", Status::kMissing,    "not mounted",
-          "no foreign envs",   "mount it",   Severity::kOptional, 0};
+          "no foreign envs",   "mount it",   Severity::kOptional};
   return r;
 }
 

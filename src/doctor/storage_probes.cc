@@ -136,7 +136,7 @@ Finding probe_filesystem(const HostView& v) {
   auto m = mount_of(v, real_path(spot.existing));
   f.found = spot.path + (spot.exists ? "" : " (not created yet)") + " on " + fs +
             (m ? " (" + m->source + " at " + m->mount_point + ")" : "");
-  std::string where = m ? m->mount_point : spot.existing;
+  std::string where = text::shell_quote(m ? m->mount_point : spot.existing);
   if (lacks_owners(fs)) {
     f.status = Status::kMissing;
     f.why = fs +
@@ -185,7 +185,7 @@ Finding probe_mount(const HostView& v) {
     f.why =
         "the store's filesystem is read-only: no env can start or change, nothing can be "
         "imported (a drive with errors is often remounted read-only: check dmesg)";
-    f.fix = "sudo mount -o remount,rw " + m->mount_point;
+    f.fix = "sudo mount -o remount,rw " + text::shell_quote(m->mount_point);
     return f;
   }
   std::vector<std::string> notes;
@@ -202,7 +202,7 @@ Finding probe_mount(const HostView& v) {
     f.why =
         "noexec: programs in envs with a private copy (--rootfs copy) cannot run, nor can "
         "togo itself be started from this drive; overlayfs envs are not affected";
-    f.fix = "sudo mount -o remount,exec " + m->mount_point;
+    f.fix = "sudo mount -o remount,exec " + text::shell_quote(m->mount_point);
   }
   for (auto& n : notes) f.found += "; " + n;
   return f;

@@ -113,9 +113,10 @@ std::expected<pid_t, LaunchFailure> start_env(const Plan& plan, const StartConfi
   report_w.reset();
   if (pid < 0) {
     Error e = sys_error(clone_err, "creating namespaces (clone)").error();
-    if (clone_err == EPERM || clone_err == ENOSPC)
-      e.hint = "this host does not let this user create namespaces (see sysctl "
-               "user.max_user_namespaces and kernel.unprivileged_userns_clone)";
+    // Only a refusal is the host's doing; ENOMEM or EAGAIN are not.
+    if (clone_err != EPERM && clone_err != ENOSPC) return fail125(std::move(e));
+    e.hint = "this host does not let this user create namespaces (see sysctl "
+             "user.max_user_namespaces and kernel.unprivileged_userns_clone)";
     return fail125(host_check::point_at(
         std::move(e), plan.rootless ? host_check::kUserns : host_check::kNamespaces));
   }
