@@ -19,7 +19,6 @@
 
 #include "base/fs.h"
 #include "base/json.h"
-#include "base/sha256.h"
 #include "base/sys.h"
 #include "store/layout.h"
 
