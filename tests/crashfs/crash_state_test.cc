@@ -386,6 +386,24 @@ TEST_F(MaterializeTest, ReplaysAStateOnACopyOfTheStart) {
       << "the start is untouched";
 }
 
+// A reordered state can keep a removal or a replacement whose set was lost:
+// the attribute ends absent, or set, as the call left it.
+TEST_F(MaterializeTest, AnXattrCallWhoseEarlierSetWasLostLeavesItsResult) {
+  Log log = LogBuilder()
+                .entry(1, "old", 3, S_IFREG | 0644)
+                .op({.kind = OpKind::kSetxattr, .id = 3, .target = "user.a", .value = "1"})
+                .op({.kind = OpKind::kRemovexattr, .id = 3, .target = "user.a"})
+                .op({.kind = OpKind::kSetxattr, .id = 3, .flags = XATTR_REPLACE, .target = "user.b",
+                     .value = "2"})
+                .build(dir_.sub("log.data"));
+  auto m = materialize(start(), log, CrashState{.cut = 3, .applied = {1, 2}}, dest("r"));
+  ASSERT_TRUE(m) << m.error().message;
+  char v[8];
+  EXPECT_LT(::getxattr(dest("r/old").c_str(), "user.a", v, sizeof v), 0);
+  ASSERT_EQ(::getxattr(dest("r/old").c_str(), "user.b", v, sizeof v), 1);
+  EXPECT_EQ(v[0], '2');
+}
+
 TEST_F(MaterializeTest, NeverWritesOutsideTheDestination) {
   // The log says "d" is a directory; the tree has a symlink there instead,
   // pointing out of the destination. Replay must fail, not follow it.
