@@ -3,38 +3,38 @@
 #
 # `togo image pull` against `skopeo copy` to an OCI layout, from the same
 # registry on loopback: Debian's docker-registry on 127.0.0.1 holds a Debian
-# image (mmdebstrap minbase, one layer that skopeo gzips on the way in), and
-# hyperfine times, interleaved, a pull into a fresh store and a copy into a
-# fresh OCI layout directory. skopeo only stores the blobs; togo also
-# verifies every blob, unpacks the layer, hashes the uncompressed stream
-# against the config's diff_id and makes everything durable (syncfs) before
-# naming the image. So `togo image import` of the same layer blob from a
-# file is timed too: what a pull costs beyond it is the transfer.
+# image (mmdebstrap minbase, one layer that skopeo gzips on the way in).
+# hyperfine times, interleaved, each into a fresh directory:
+#   togo          image pull: every blob verified and made durable, the
+#                 layer kept packed (skopeo's peer)
+#   togo-unpack   image pull --unpack: also gunzipped, checked against its
+#                 diff_id, unpacked and synced (the old pull)
+#   togo+create   image pull, then the first create, which unpacks
+#   skopeo        skopeo copy to an OCI layout: blobs only
+#   skopeo+umoci  skopeo copy, then umoci unpack of the image into a bundle
+#                 (the peer of the two unpacking rows)
 #
 # Environment:
 #   RUNS=5         timed runs per command
 #   ROOTFS=FILE    use this root filesystem tarball instead of building one
 #   KEEP=1         keep the work directory
+# Run as root (umoci unpack and togo then keep owners).
 set -euo pipefail
 
-die() { echo "pull.sh: $*" >&2; exit 1; }
-q() { printf '%q' "$1"; }
-
-build=${1:-build}
-togo=$(realpath "$build/togo" 2>/dev/null) || die "$build/togo is missing (run scripts/build)"
-for tool in hyperfine skopeo python3; do
-  command -v "$tool" >/dev/null || die "$tool is missing"
-done
+BENCH=pull.sh
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_root
+bench_start "${1:-build}" hyperfine skopeo umoci python3
 registry_bin=/usr/bin/docker-registry
 [ -x "$registry_bin" ] || die "$registry_bin is missing (apt-get install docker-registry)"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/togo-bench-pull-XXXXXX")
 registry_pid=
-cleanup() {
+stop_registry() {
   [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
-  if [ "${KEEP:-}" = 1 ]; then echo "kept $work"; else rm -rf "$work"; fi
+  bench_cleanup
 }
-trap cleanup EXIT
+trap stop_registry EXIT
 
 # The registry, on a free loopback port.
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -53,23 +53,15 @@ http:
 EOF
 "$registry_bin" serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
 registry_pid=$!
-for _ in $(seq 100); do
-  python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/v2/')" 2>/dev/null && break
-  sleep 0.1
-done
-python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/v2/')" 2>/dev/null ||
-  { cat "$work/registry.log"; die "docker-registry did not start"; }
+up() { python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/v2/')" 2>/dev/null; }
+for _ in $(seq 100); do up && break; sleep 0.1; done
+up || { cat "$work/registry.log"; die "docker-registry did not start"; }
 
-tarball=${ROOTFS:-}
-if [ -z "$tarball" ]; then
-  echo "building a Debian rootfs tarball with mmdebstrap (about a minute)..." >&2
-  mmdebstrap --variant=minbase --quiet bookworm "$work/rootfs.tar" || die "mmdebstrap failed"
-  tarball=$work/rootfs.tar
-fi
+debian_rootfs
 
 # An OCI layout holding the tarball as its one layer, copied into the registry.
 python3 - "$tarball" "$work/layout" <<'EOF'
-import hashlib, json, os, sys
+import hashlib, json, os, shutil, sys
 src, out = sys.argv[1], sys.argv[2]
 os.makedirs(out + "/blobs/sha256")
 def put(data):
@@ -77,13 +69,12 @@ def put(data):
     open(out + "/blobs/sha256/" + d, "wb").write(data)
     return "sha256:" + d, len(data)
 h = hashlib.sha256()
-with open(src, "rb") as f, open(out + "/layer.tmp", "wb") as o:
+with open(src, "rb") as f:
     for chunk in iter(lambda: f.read(1 << 20), b""):
         h.update(chunk)
-        o.write(chunk)
 layer = "sha256:" + h.hexdigest()
-os.rename(out + "/layer.tmp", out + "/blobs/sha256/" + layer[7:])
-size = os.path.getsize(out + "/blobs/sha256/" + layer[7:])
+shutil.copyfile(src, out + "/blobs/sha256/" + layer[7:])
+size = os.path.getsize(src)
 config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
                      "rootfs": {"type": "layers", "diff_ids": [layer]}}).encode()
 cd, cs = put(config)
@@ -101,21 +92,23 @@ skopeo --insecure-policy copy --quiet --dest-tls-verify=false "oci:$work/layout:
   die "skopeo could not fill the registry"
 rm -rf "$work/layout"
 blob=$(du -sb "$work/registry/docker/registry/v2/blobs" | cut -f1)
-layer=$(find "$work/registry/docker/registry/v2/blobs" -name data -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2)
 
-# Each run starts from a fresh directory; the previous one is moved aside,
+# Each run starts from fresh directories; the previous ones are moved aside,
 # not deleted: on ext4, creating files right after deleting many makes the
 # inode allocator scan for recently deleted inodes, which costs more than
 # the unpacking itself and is not what a pull costs.
 w=$(q "$work") g=$(q "$togo")
 mkdir "$work/trash"
-aside() { echo "sh -c 'mv $w/$1 $w/trash/\$(date +%s%N) 2>/dev/null; true'"; }
+aside="sh -c 'for d in s o b; do mv $w/\$d $w/trash/\$d\$(date +%s%N) 2>/dev/null; done; true'"
+pull="$g --store $w/s image pull $ref --name deb"
+copy="skopeo --insecure-policy copy --quiet --src-tls-verify=false docker://$ref oci:$w/o:v1"
 runs=${RUNS:-5}
-hyperfine -N --style basic --runs "$runs" --export-json "$work/result.json" \
-  --prepare "$(aside s)" -n togo "$g --store $w/s image pull $ref" \
-  --prepare "$(aside s)" -n togo-import "$g --store $w/s image import $(q "$layer") --name deb" \
-  --prepare "$(aside o)" -n skopeo \
-  "skopeo --insecure-policy copy --quiet --src-tls-verify=false docker://$ref oci:$w/o:v1" \
+hyperfine -N --style basic --runs "$runs" --export-json "$work/result.json" --prepare "$aside" \
+  -n togo "$pull" \
+  -n togo-unpack "$pull --unpack" \
+  -n togo+create "sh -c '$pull && $g --store $w/s create e --image deb'" \
+  -n skopeo "$copy" \
+  -n skopeo+umoci "sh -c '$copy && umoci unpack --image $w/o:v1 $w/b'" \
   >"$work/hyperfine.log" 2>&1 || { cat "$work/hyperfine.log"; die "hyperfine failed"; }
 
 python3 - "$work/result.json" "$(stat -c %s "$tarball")" "$blob" <<'EOF'
@@ -125,10 +118,10 @@ tar, blob = int(sys.argv[2]), int(sys.argv[3])
 med = {k: statistics.median(v["times"]) for k, v in res.items()}
 print(f"image: {tar / 2**20:.0f} MiB tar, {blob / 2**20:.0f} MiB in the registry; "
       f"medians of {len(res['togo']['times'])} runs")
-print(f"{'command':11} {'median s':>9} {'MiB/s (compressed)':>19}")
-for k in ["togo", "togo-import", "skopeo"]:
-    print(f"{k:11} {med[k]:9.3f} {blob / 2**20 / med[k]:19.0f}")
-print(f"togo pull speed / skopeo copy speed = {med['skopeo'] / med['togo']:.2f} (target >= 0.8)")
-print(f"transfer part of the pull (pull - import of the same blob) = {med['togo'] - med['togo-import']:.3f} s, "
-      f"skopeo copy = {med['skopeo']:.3f} s")
+print(f"{'command':13} {'median s':>9} {'MiB/s (compressed)':>19}")
+for k in ["togo", "togo-unpack", "togo+create", "skopeo", "skopeo+umoci"]:
+    print(f"{k:13} {med[k]:9.3f} {blob / 2**20 / med[k]:19.0f}")
+print(f"togo pull / skopeo copy speed = {med['skopeo'] / med['togo']:.2f} (target >= 0.8)")
+print(f"togo pull --unpack / skopeo copy + umoci unpack speed = {med['skopeo+umoci'] / med['togo-unpack']:.2f}")
+print(f"togo pull + create / skopeo copy + umoci unpack speed = {med['skopeo+umoci'] / med['togo+create']:.2f}")
 EOF

@@ -30,6 +30,28 @@ Result<void> sync_dir(int dirfd, const std::string& what) {
   return {};
 }
 
+Result<void> copy_file(int in, int out, const std::string& what) {
+  loff_t off = 0;
+  for (;;) {
+    ssize_t n = ::copy_file_range(in, &off, out, nullptr, 1 << 30, 0);
+    if (n == 0) return {};
+    if (n > 0) continue;
+    if (errno == EINTR) continue;
+    if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+      return sys_error(errno, "copying " + what);
+    break;  // not in the kernel here: by hand
+  }
+  std::vector<char> buf(1 << 20);
+  for (;;) {
+    ssize_t n = ::pread(in, buf.data(), buf.size(), off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return sys_error(errno, "reading " + what);
+    if (n == 0) return {};
+    TRY(sys::write_all(out, std::string_view(buf.data(), static_cast<size_t>(n)), what));
+    off += n;
+  }
+}
+
 Result<void> write_file_atomic(int dirfd, const std::string& name, std::string_view data,
                                mode_t mode) {
   std::string tmp = temp_name(".tmp-");

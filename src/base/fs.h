@@ -27,6 +27,9 @@ Result<void> write_file_atomic(int dirfd, const std::string& name, std::string_v
 /// with that mode: generated files are rewritten only when they change.
 Result<void> write_file_if_changed(int dirfd, const std::string& name, std::string_view data,
                                    mode_t mode = 0644);
+/// Copies everything from offset 0 of the regular file `in` to `out` (at
+/// its offset), in the kernel where it can. Neither is synced.
+Result<void> copy_file(int in, int out, const std::string& what);
 /// Reads a whole file relative to `dirfd` (no symlink following at the end).
 Result<std::string> read_file(int dirfd, const std::string& path);
 /// fsync of a directory, so renames and creations in it are durable.

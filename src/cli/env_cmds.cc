@@ -13,6 +13,7 @@
 #include "cli/env_spec.h"
 #include "cli/settings.h"
 #include "image/import.h"
+#include "image/unpack_image.h"
 #include "runtime/cgroups_apply.h"
 #include "runtime/idmap_apply.h"
 #include "runtime/idmap_plan.h"
@@ -89,6 +90,9 @@ Result<int> cmd_create(Context& c) {
   if (!img)
     return error(ErrorKind::kNotFound, "create " + name + ": image " + *image_name + ": no such image",
                  "`togo image ls` lists images; `togo image create debian` builds one");
+
+  // A pulled image's layers are unpacked by its first create, under this lock.
+  TRY_CTX(image::unpack_image(st, *img, Context::notice), "create " + name);
 
   store::EnvRecord env{store::new_env_id(), name, img->id, mode.empty() ? "overlay" : mode,
                        static_cast<int64_t>(::time(nullptr)), format_settings(settings)};

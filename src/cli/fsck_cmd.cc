@@ -27,9 +27,11 @@ void print(const image::FsckReport& r) {
     std::printf("%-9s %s: %s%s\n", leftover ? "leftover" : "damaged", shorten(f.object).c_str(),
                 shorten(f.problem).c_str(), f.outcome.empty() ? "" : (" -> " + f.outcome).c_str());
   }
-  std::printf("fsck: checked %llu catalog pages, %llu blobs, %llu layers, %llu environments: ",
+  std::string packed = r.packed ? " (" + std::to_string(r.packed) + " packed)" : "";
+  std::printf("fsck: checked %llu catalog pages, %llu blobs, %llu layers%s, %llu environments: ",
               static_cast<unsigned long long>(r.pages), static_cast<unsigned long long>(r.blobs),
-              static_cast<unsigned long long>(r.layers), static_cast<unsigned long long>(r.envs));
+              static_cast<unsigned long long>(r.layers), packed.c_str(),
+              static_cast<unsigned long long>(r.envs));
   if (r.findings.empty()) {
     std::printf("clean\n");
     return;

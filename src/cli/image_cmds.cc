@@ -39,16 +39,22 @@ void print_imported(const store::ImageRecord& img) {
 }
 
 // What `image ls` shows of each image's size: the bytes of its unpacked
-// layers, and the part of them that layers of other images share.
+// layers, the compressed bytes of those still packed (pulled, not yet
+// unpacked: their unpacked size is not known), and the part of both that
+// layers of other images share.
 struct Sizes {
-  uint64_t size = 0, shared = 0;
+  uint64_t size = 0, packed = 0, shared = 0;
+  std::string text() const {
+    if (packed == 0) return text::human_size(size);
+    return (size ? text::human_size(size) + " + " : "") + text::human_size(packed) + " packed";
+  }
 };
 
 // Two catalog queries in all, whatever the number of images and layers.
 Result<std::map<std::string, Sizes>> image_sizes(store::Store& st,
                                                  const std::vector<store::ImageRecord>& images) {
-  std::map<std::string, uint64_t> layer_size;
-  for (auto& l : TRY(st.catalog().layers())) layer_size[l.digest] = l.size;
+  std::map<std::string, store::LayerRecord> layers;
+  for (auto& l : TRY(st.catalog().layers())) layers[l.digest] = l;
   std::map<std::string, std::set<std::string>> users;  // layer -> ids of the images using it
   for (auto& im : images)
     for (auto& l : im.layers) users[l].insert(im.id);
@@ -57,10 +63,11 @@ Result<std::map<std::string, Sizes>> image_sizes(store::Store& st,
     if (out.count(im.id)) continue;
     Sizes& s = out[im.id];
     for (auto& l : im.layers) {
-      auto it = layer_size.find(l);
-      if (it == layer_size.end()) continue;
-      s.size += it->second;
-      if (users[l].size() > 1) s.shared += it->second;
+      auto it = layers.find(l);
+      if (it == layers.end()) continue;
+      uint64_t bytes = it->second.unpacked ? it->second.size : it->second.blob_size;
+      (it->second.unpacked ? s.size : s.packed) += bytes;
+      if (users[l].size() > 1) s.shared += bytes;
     }
   }
   return out;
@@ -177,6 +184,7 @@ Result<int> cmd_image_ls(Context& c) {
                           .add("name", im.name)
                           .add("id", im.id)
                           .add("size", sizes[im.id].size)
+                          .add("packed_size", sizes[im.id].packed)
                           .add("shared_size", sizes[im.id].shared)
                           .add("created", im.created)
                           .add_raw("layers", text::json_string_array(im.layers))
@@ -190,7 +198,7 @@ Result<int> cmd_image_ls(Context& c) {
   int64_t now = ::time(nullptr);
   for (auto& im : images)
     rows.push_back({im.name == im.id ? "<none>" : im.name, im.id.substr(7, 12),
-                    text::human_size(sizes[im.id].size), text::human_size(sizes[im.id].shared),
+                    sizes[im.id].text(), text::human_size(sizes[im.id].shared),
                     text::ago(im.created, now),
                     im.source});
   std::fputs(text::table(rows).c_str(), stdout);
@@ -211,9 +219,11 @@ Result<int> cmd_image_inspect(Context& c) {
     auto rec = TRY(st->catalog().find_layer(l));
     text::JsonObject o;
     o.add("digest", l);
-    if (rec)
+    if (rec) {
       o.add("diff_id", rec->diff_id).add("media_type", rec->media_type)
-          .add("size", rec->blob_size).add("unpacked_size", rec->size);
+          .add("size", rec->blob_size).add_raw("unpacked", rec->unpacked ? "true" : "false");
+      if (rec->unpacked) o.add("unpacked_size", rec->size);
+    }
     layers.push_back(o.str());
   }
   std::printf("%s\n", text::JsonObject()

@@ -57,6 +57,7 @@ Result<int> cmd_image_pull(Context& c) {
   image::Reference ref = TRY_CTX(reference_arg(c.inv.args[0]), "image pull");
   image::PullOptions o;
   o.name = c.inv.value("--name").value_or("");
+  o.unpack = c.inv.flag("--unpack");
   auto arch = c.inv.value("--arch");
   auto platform = c.inv.value("--platform");
   if (arch && platform)

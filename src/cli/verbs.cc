@@ -66,7 +66,11 @@ const std::vector<VerbSpec>& verbs() {
         {"--name", "N", "the image's name (default: debian, or debian:SUITE)"},
         {"--mirror", "URL", "the Debian archive to use (default: mmdebstrap's)"}},
        1, 1},
-      {"image ls", "", "list images", {{"--json", "", "print JSON"}}},
+      {"image ls", "", "list images", {{"--json", "", "print JSON"}}, 0, 0, false,
+       "SIZE is what the image's unpacked layers hold. Layers pulled and not unpacked yet\n"
+       "(the first `togo create` unpacks them) count as their compressed blobs, marked:\n"
+       "`27.3 MiB packed`, or `120.0 MiB + 27.3 MiB packed`. SHARED is the part that\n"
+       "other images share. --json gives size, packed_size and shared_size in bytes."},
       {"image inspect", "NAME", "show an image's id, layers and OCI config (JSON)", {}, 1, 1},
       {"image rm", "NAME...", "remove images no environment uses",
        {{"--force", "", "remove the name even if environments use the image (they keep its "
@@ -100,14 +104,19 @@ const std::vector<VerbSpec>& verbs() {
         {"--creds", "USER:PASSWORD",
          "credentials for the registry (default: from $DOCKER_CONFIG/config.json or "
          "~/.docker/config.json)"},
-        {"--insecure", "", "accept a registry's TLS certificate unverified, or plain HTTP"}},
+        {"--insecure", "", "accept a registry's TLS certificate unverified, or plain HTTP"},
+        {"--unpack", "", "unpack the layers now, not when `togo create` first needs them"}},
        1, 1, false,
        "REF is read as Docker reads it: debian:bookworm is docker.io/library/debian:bookworm;\n"
        "REPO@sha256:... pulls by digest. Registries on loopback addresses are spoken to over\n"
        "plain HTTP, others over TLS. Layers the store has are not downloaded again; layers\n"
        "are downloaded 3 at a time, and a pull that was interrupted resumes where it stopped\n"
        "(its partial files wait in the store's tmp/downloads/). TOGO_HTTP_TIMEOUT=SECONDS\n"
-       "sets how long to wait for a registry that does not answer (default 60)."},
+       "sets how long to wait for a registry that does not answer (default 60).\n"
+       "Layers are stored as their verified blobs and unpacked (their content checked\n"
+       "against the config's diff_ids) by the first `togo create` from the image; until\n"
+       "then `image ls` shows their compressed size, marked `packed`. --unpack does it now,\n"
+       "and then the pull fails, changing nothing, if a layer is not what the config says."},
       {"image push", "IMAGE REF", "upload an image to a registry (OCI distribution API v2)",
        {{"--creds", "USER:PASSWORD",
          "credentials for the registry (default: from $DOCKER_CONFIG/config.json or "

@@ -238,12 +238,16 @@ Result<store::ImageRecord> import_dir(store::Store& st, int dir, const std::stri
     expect.what = "layer " + std::to_string(i + 1) + " (" + p.layer_paths[i] + ")";
     if (!expect.digest.empty())
       if (auto known = TRY(st.catalog().find_layer(expect.digest))) {
-        if (!known->diff_id.empty() && known->diff_id != expect.diff_id)
+        bool differs = !known->diff_id.empty() && known->diff_id != expect.diff_id;
+        if (differs && known->unpacked)
           return error(ErrorKind::kBadInput, expect.what + ": the config gives diff_id " +
                                                  expect.diff_id + ", the stored layer has " +
                                                  known->diff_id);
-        image.layers.push_back({*known, true});
-        continue;
+        if (!differs) {
+          image.layers.push_back({*known, true});
+          continue;
+        }
+        // Packed, its diff_id only another image's claim: the content decides.
       }
     Fd blob = TRY_CTX(sys::open_at2(dir, p.layer_paths[i], O_RDONLY, 0,
                                     RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS),

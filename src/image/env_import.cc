@@ -23,6 +23,7 @@
 #include "image/oci.h"
 #include "image/tar_path.h"
 #include "image/unpack.h"
+#include "image/unpack_image.h"
 #include "store/envs.h"
 #include "store/layout.h"
 
@@ -98,6 +99,8 @@ class Importer {
       result.image_name = have->name;
       if (h.image_included)
         for (auto& l : manifest.layers) TRY(skip_blob(l));
+      // The env runs on its image's trees: a pulled image is unpacked now.
+      TRY(unpack_image(st_, *have, opts_.notice));
     } else if (!h.image_included) {
       std::string shown = h.image_name.empty() ? short_id(h.image_id)
                                                : h.image_name + " (" + short_id(h.image_id) + ")";
@@ -252,10 +255,13 @@ class Importer {
   Result<void> layer(size_t i, const oci::Descriptor& d, const std::string& diff_id) {
     std::string what = "layer " + std::to_string(i + 1) + " (" + short_id(d.digest) + ")";
     TRY_CTX(oci::layer_compression(d.media_type), what);
-    if (auto known = TRY(st_.catalog().find_layer(d.digest))) {
-      if (!known->diff_id.empty() && known->diff_id != diff_id)
-        return error(ErrorKind::kBadInput, what + ": the config gives diff_id " + diff_id +
-                                               ", the stored layer has " + known->diff_id);
+    auto known = TRY(st_.catalog().find_layer(d.digest));
+    if (known && known->unpacked && !known->diff_id.empty() && known->diff_id != diff_id)
+      return error(ErrorKind::kBadInput, what + ": the config gives diff_id " + diff_id +
+                                             ", the stored layer has " + known->diff_id);
+    // A layer stored packed is unpacked from the file, which has its blob
+    // (and the content decides a diff_id that only another image claimed).
+    if (known && known->unpacked) {
       TRY(skip_blob(d));
       layers_.push_back({*known, true});
       return {};

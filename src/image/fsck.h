@@ -27,6 +27,7 @@ struct Finding {
 struct FsckReport {
   std::vector<Finding> findings;
   uint64_t pages = 0, blobs = 0, layers = 0, envs = 0;  // how much was checked
+  uint64_t packed = 0;  // of the layers, those stored as their blob alone (image pull)
   /// True if something is still damaged (found without --repair, or not
   /// repairable).
   bool damaged() const;
@@ -45,7 +46,8 @@ Result<void> check_blob_names(int store_fd, FsckReport& report);
 /// The whole check, under the writer lock (taken here; its automatic
 /// recovery runs first): the catalog's structure and references, every
 /// blob against its digest and size, every unpacked layer against its
-/// recorded listing, every environment's directory, and leftovers. With
+/// recorded listing (a packed one has only its blob), every environment's
+/// directory, and leftovers. With
 /// `repair`: rebuilds unpacked layers from their blobs, rewrites lost
 /// listings, removes garbage, and marks in the catalog what cannot be
 /// rebuilt. Blobs are checked here, not by check_blob_names.

@@ -221,24 +221,73 @@ Result<StagedLayer> stage_layer(store::Store& st, const std::string& stage, int 
   }
   StagedLayer out;
   out.record = {r.digest, r.blob_size, r.unpacked, r.diff_id, r.media_type,
-                Sha256::digest_of(listing)};
-  out.known = TRY(st.catalog().find_layer(r.digest)).has_value();
+                Sha256::digest_of(listing), true};
+  auto known = TRY(st.catalog().find_layer(r.digest));
+  out.known = known && known->unpacked;
+  out.blob_placed = known.has_value();  // packed: the same blob is stored already
   return out;
+}
+
+Result<StagedLayer> stage_stored_layer(store::Store& st, const std::string& stage, int n,
+                                       const store::LayerRecord& rec, const std::string& what,
+                                       const Notice& notice, const LayerLimits& limits) {
+  int s = st.fd();
+  std::string base = stage + "/" + std::to_string(n);
+  Fd in = TRY_CTX(sys::open_at(s, store::blob_path(rec.digest), O_RDONLY | O_NOFOLLOW), what);
+  TRY(sys::mkdir_at(s, base + ".root", 0755));
+  Fd root = TRY(sys::open_at(s, base + ".root", O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  auto read = read_layer(in.get(), {}, -1, root.get(), WhiteoutMode::kOverlay, notice, limits);
+  // SECURITY: the blob is what was verified when it was stored, and its
+  // content what the image config says, or nothing is kept.
+  if (read && (read->digest != rec.digest || read->blob_size != rec.blob_size))
+    return error(ErrorKind::kFailed,
+                 what + ": the stored blob is damaged (" + std::to_string(read->blob_size) +
+                     " bytes hashing to " + read->digest + ")",
+                 "run `togo fsck`");
+  ReadResult r = TRY_CTX(std::move(read), what);
+  if (!rec.diff_id.empty() && r.diff_id != rec.diff_id)
+    return error(ErrorKind::kBadInput, what + ": uncompressed content hashes to " + r.diff_id +
+                                           ", the image config says " + rec.diff_id);
+  std::string listing = TRY_CTX(store::list_tree(root.get()), what + ": listing the unpacked tree");
+  {
+    Fd f = TRY(sys::open_at(s, base + ".files", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0444));
+    TRY(sys::write_all(f.get(), listing, "layer listing"));
+  }
+  StagedLayer out;
+  out.record = rec;
+  out.record.size = r.unpacked;
+  out.record.tree = Sha256::digest_of(listing);
+  out.record.unpacked = true;
+  out.blob_placed = true;
+  return out;
+}
+
+std::string sniff_media_type(std::string_view h) {
+  auto starts = [&](std::string_view magic) { return h.substr(0, magic.size()) == magic; };
+  if (starts("\x1f\x8b")) return std::string(oci::kMediaTypeLayerGzip);
+  if (starts("\x28\xb5\x2f\xfd")) return std::string(oci::kMediaTypeLayerZstd);
+  if (starts(std::string_view("\xfd" "7zXZ\0", 6)) || starts("BZh")) return "";
+  return std::string(oci::kMediaTypeLayer);
 }
 
 namespace {
 
-// Moves one staged layer into place; its files are durable already.
-Result<void> move_layer(int s, const std::string& stage, int n, const std::string& digest) {
+// Moves one staged layer into place (its tree, if unpacked, and its blob,
+// unless placed already); its files are durable already.
+Result<void> move_layer(int s, const std::string& stage, int n, const StagedLayer& l) {
   std::string base = stage + "/" + std::to_string(n);
-  std::string ldir = store::layer_dir(digest);
-  TRY(fs::remove_tree(s, ldir));  // leftovers of an import that crashed
-  TRY(sys::mkdir_at(s, ldir, 0755));
-  TRY(sys::rename_at(s, base + ".root", s, store::layer_root(digest)));
-  TRY(sys::rename_at(s, base + ".files", s, store::layer_files(digest)));
-  TRY(sys::rename_at(s, base + ".blob", s, store::blob_path(digest)));
-  Fd ld = TRY(sys::open_at(s, ldir, O_RDONLY | O_DIRECTORY));
-  return fs::sync_dir(ld.get(), ldir);
+  const std::string& digest = l.record.digest;
+  if (l.record.unpacked) {
+    std::string ldir = store::layer_dir(digest);
+    TRY(fs::remove_tree(s, ldir));  // leftovers of an import that crashed
+    TRY(sys::mkdir_at(s, ldir, 0755));
+    TRY(sys::rename_at(s, base + ".root", s, store::layer_root(digest)));
+    TRY(sys::rename_at(s, base + ".files", s, store::layer_files(digest)));
+    Fd ld = TRY(sys::open_at(s, ldir, O_RDONLY | O_DIRECTORY));
+    TRY(fs::sync_dir(ld.get(), ldir));
+  }
+  if (!l.blob_placed) TRY(sys::rename_at(s, base + ".blob", s, store::blob_path(digest)));
+  return {};
 }
 
 // The directories that gained names: layers/ (the new layers/<hex>) and
@@ -257,10 +306,12 @@ Result<void> place_layers(store::Store& st, const std::string& stage,
   int s = st.fd();
   // One syncfs makes every file of every unpacked tree durable before any
   // is renamed into place.
-  if (::syncfs(s) < 0) return sys_error(errno, "syncing the store's filesystem");
+  bool trees = std::any_of(layers.begin(), layers.end(),
+                           [](auto& l) { return !l.known && l.record.unpacked; });
+  if (trees && ::syncfs(s) < 0) return sys_error(errno, "syncing the store's filesystem");
   auto moved = [&]() -> Result<void> {
     for (size_t i = 0; i < layers.size(); i++)
-      if (!layers[i].known) TRY(move_layer(s, stage, static_cast<int>(i), layers[i].record.digest));
+      if (!layers[i].known) TRY(move_layer(s, stage, static_cast<int>(i), layers[i]));
     // A rename is durable once both directories are synced: the stage is
     // the other one.
     Fd from = TRY(sys::open_at(s, stage, O_RDONLY | O_DIRECTORY));
@@ -275,7 +326,7 @@ void discard_placed(store::Store& st, const std::vector<StagedLayer>& layers) {
   for (auto& l : layers)
     if (!l.known) {
       (void)fs::remove_tree(st.fd(), store::layer_dir(l.record.digest));
-      (void)fs::remove_tree(st.fd(), store::blob_path(l.record.digest));
+      if (!l.blob_placed) (void)fs::remove_tree(st.fd(), store::blob_path(l.record.digest));
     }
 }
 

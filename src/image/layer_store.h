@@ -38,11 +38,13 @@ struct LayerLimits {
   static constexpr LayerLimits none() { return {UINT64_MAX, UINT64_MAX, UINT64_MAX}; }
 };
 
-/// A layer staged by stage_layer: durable under the staging directory, not
-/// yet in place or in the catalog.
+/// A layer staged under a staging directory as stage/<n>.blob, and unless
+/// it stays packed (!record.unpacked) its tree stage/<n>.root and listing
+/// stage/<n>.files; not yet in place or in the catalog.
 struct StagedLayer {
   store::LayerRecord record;
-  bool known = false;  // the catalog already has this digest: nothing to move
+  bool known = false;  // the catalog already has it (unpacked, if it is here unpacked): nothing to move
+  bool blob_placed = false;  // the blob is in the store already: only the tree moves
 };
 
 /// Reads a layer blob (a tar, plain or gzip/zstd/xz/bzip2 compressed) from
@@ -50,20 +52,41 @@ struct StagedLayer {
 /// in one pass, hashing both the blob and the uncompressed tar; checks them
 /// against `expect`, and writes the listing of the tree (stage/<n>.files).
 /// OCI whiteouts become overlayfs whiteouts. Nothing is durable yet:
-/// place_layers syncs it all at once. The caller holds the store's writer lock.
+/// place_layers syncs it all at once. A layer the catalog has packed is
+/// staged as new but blob_placed, so that placing it moves its tree only
+/// and the caller records it unpacked. The caller holds the store's writer
+/// lock.
 /// `head`: bytes the caller already read from `in`, which come first.
 Result<StagedLayer> stage_layer(store::Store& st, const std::string& stage, int n, int in,
                                 const LayerExpect& expect, const Notice& notice,
                                 const LayerLimits& limits = {}, std::string_view head = {});
 
+/// Unpacks the stored blob of the packed layer `rec` into stage/<n>.root and
+/// its listing stage/<n>.files, checking the blob against rec's digest and
+/// size and the uncompressed tar against rec.diff_id, held to `limits` (a
+/// packed blob came from outside and was never read). Errors start with
+/// `what`. Returns the layer as unpacked, with blob_placed set. Touches no
+/// catalog, so several may run at once.
+Result<StagedLayer> stage_stored_layer(store::Store& st, const std::string& stage, int n,
+                                       const store::LayerRecord& rec, const std::string& what,
+                                       const Notice& notice, const LayerLimits& limits = {});
+
+/// The OCI media type of a layer blob that starts with `head` (its first
+/// bytes; 6 are enough): tar, tar+gzip or tar+zstd, and "" for xz and
+/// bzip2, which OCI has no type for (as stage_layer records them).
+std::string sniff_media_type(std::string_view head);
+
 /// Moves the staged layers (stage/<index>, bottom first) that are not
-/// `known` into place (blobs/, layers/), durably, with one syncfs for all.
+/// `known` into place (blobs/, layers/), durably: one syncfs for all their
+/// trees (the blob of a packed layer must be durable already: nothing else
+/// syncs it).
 /// On failure, what it moved is removed again. The catalog rows are the
 /// caller's to write, in the transaction that names the image; if that
 /// fails, discard_placed() takes the files back out.
 Result<void> place_layers(store::Store& st, const std::string& stage,
                           const std::vector<StagedLayer>& layers);
-/// Removes the files of the layers place_layers moved (those not `known`),
+/// Removes the files of the layers place_layers moved (those not `known`;
+/// a blob only where it was not `blob_placed`),
 /// for an import whose catalog transaction did not happen. Best effort:
 /// what stays is garbage that `togo gc` removes.
 void discard_placed(store::Store& st, const std::vector<StagedLayer>& layers);

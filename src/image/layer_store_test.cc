@@ -1,6 +1,6 @@
 // Staging and placing layers in a real store in a temporary directory: the
-// limits against hostile layers, and that placed files go again when the
-// import does not complete.
+// limits against hostile layers, that placed files go again when the
+// import does not complete, and packed layers unpacked from their blobs.
 #include "image/layer_store.h"
 
 #include <archive.h>
@@ -17,6 +17,7 @@
 
 #include "base/fs.h"
 #include "base/sha256.h"
+#include "base/sys.h"
 #include "store/layout.h"
 
 namespace togo::image {
@@ -139,6 +140,74 @@ TEST_F(LayerStoreTest, KnownLayersAreNeitherMovedNorDiscarded) {
   EXPECT_TRUE(exists(store::layer_root(first->record.digest)))
       << "a layer the catalog names was removed";
   EXPECT_TRUE(exists(store::blob_path(first->record.digest)));
+}
+
+// A packed layer's blob in the store, and its row (not yet in the catalog).
+store::LayerRecord packed_blob(store::Store& st, const std::string& blob, const std::string& diff_id) {
+  store::LayerRecord rec{Sha256::digest_of(blob), blob.size(), 0, diff_id, "", "", false};
+  EXPECT_TRUE(sys::ensure_dir_at(st.fd(), store::kBlobs, 0755));
+  Fd dir(::openat(st.fd(), store::kBlobs, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  EXPECT_TRUE(fs::write_file_atomic(dir.get(), std::string(store::digest_hex(rec.digest)), blob, 0444));
+  return rec;
+}
+
+TEST_F(LayerStoreTest, APackedLayerIsUnpackedFromItsBlobWhichStays) {
+  std::string tar = tar_of({"etc/p"});
+  store::LayerRecord rec = packed_blob(*store_, tar, Sha256::digest_of(tar));
+  auto staged = stage_stored_layer(*store_, stage_, 0, rec, "layer 1/1", {});
+  ASSERT_TRUE(staged) << staged.error().message;
+  EXPECT_TRUE(staged->record.unpacked);
+  EXPECT_TRUE(staged->blob_placed);
+  EXPECT_FALSE(staged->known);
+  EXPECT_FALSE(staged->record.tree.empty());
+  std::vector<StagedLayer> layers = {*staged};
+  ASSERT_TRUE(place_layers(*store_, stage_, layers));
+  EXPECT_TRUE(exists(store::layer_root(rec.digest) + "/etc/p"));
+  EXPECT_TRUE(exists(store::layer_files(rec.digest)));
+  discard_placed(*store_, layers);
+  EXPECT_FALSE(exists(store::layer_dir(rec.digest)));
+  EXPECT_TRUE(exists(store::blob_path(rec.digest))) << "the blob of a packed layer went with its tree";
+}
+
+TEST_F(LayerStoreTest, APackedLayerThatIsNotWhatItsRowSaysIsRefused) {
+  std::string tar = tar_of({"etc/q"});
+  store::LayerRecord rec = packed_blob(*store_, tar, Sha256::digest_of("another tar"));
+  auto wrong = stage_stored_layer(*store_, stage_, 0, rec, "image x: layer 1/1", {});
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().kind, ErrorKind::kBadInput);
+  EXPECT_EQ(wrong.error().message, "image x: layer 1/1: uncompressed content hashes to " +
+                                       Sha256::digest_of(tar) + ", the image config says " + rec.diff_id);
+  // A blob that rotted in the store.
+  store::LayerRecord rotten = packed_blob(*store_, tar_of({"etc/r"}), "");
+  rotten.blob_size += 1;
+  auto damaged = stage_stored_layer(*store_, stage_, 1, rotten, "layer 1/1", {});
+  ASSERT_FALSE(damaged);
+  EXPECT_EQ(damaged.error().kind, ErrorKind::kFailed);
+  EXPECT_NE(damaged.error().message.find("layer 1/1: the stored blob is damaged"), std::string::npos)
+      << damaged.error().message;
+}
+
+TEST_F(LayerStoreTest, StagingALayerStoredPackedUnpacksItOverItsBlob) {
+  std::string tar = tar_of({"etc/s"});
+  store::LayerRecord rec = packed_blob(*store_, tar, Sha256::digest_of(tar));
+  ASSERT_TRUE(store_->catalog().put_layer(rec));
+  auto staged = stage(0, tar);
+  ASSERT_TRUE(staged) << staged.error().message;
+  EXPECT_FALSE(staged->known) << "a packed layer counts as known: nothing would unpack it";
+  EXPECT_TRUE(staged->blob_placed);
+  std::vector<StagedLayer> layers = {*staged};
+  ASSERT_TRUE(place_layers(*store_, stage_, layers));
+  discard_placed(*store_, layers);
+  EXPECT_TRUE(exists(store::blob_path(rec.digest))) << "the catalog still names that blob";
+}
+
+TEST(SniffMediaType, TellsCompressionsByTheirFirstBytes) {
+  EXPECT_EQ(sniff_media_type("\x1f\x8b\x08\0"), "application/vnd.oci.image.layer.v1.tar+gzip");
+  EXPECT_EQ(sniff_media_type("\x28\xb5\x2f\xfd\0"), "application/vnd.oci.image.layer.v1.tar+zstd");
+  EXPECT_EQ(sniff_media_type(std::string_view("\xfd" "7zXZ\0", 6)), "");
+  EXPECT_EQ(sniff_media_type("BZh91AY"), "");
+  EXPECT_EQ(sniff_media_type("etc/\0\0\0"), "application/vnd.oci.image.layer.v1.tar");
+  EXPECT_EQ(sniff_media_type(""), "application/vnd.oci.image.layer.v1.tar");
 }
 
 }  // namespace

@@ -6,17 +6,17 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <thread>
 #include <variant>
 #include <vector>
 
 #include "base/fs.h"
+#include "base/parallel.h"
 #include "base/sys.h"
 #include "image/import.h"
+#include "image/unpack_image.h"
 #include "store/layout.h"
 
 namespace togo::image {
@@ -37,8 +37,9 @@ struct Resolved {
 struct Layer {
   LayerExpect expect;
   size_t first = 0;  // index of the first layer with the same digest
-  Fd partial;        // the downloaded blob, verified
+  Fd partial;        // the downloaded blob, verified and durable
   bool fetched = false;  // downloaded by this pull
+  bool unpacking = false;  // --unpack: unpacked by this pull
 };
 
 std::string blob_hex(std::string_view digest) { return std::string(digest.substr(7)); }
@@ -60,14 +61,18 @@ Error in_layer(Error e, const Registry& reg, const std::string& what) {
   return e;
 }
 
+/// True if `dir/name` is the file open as `fd`.
+bool names_file(int dir, const std::string& name, int fd) {
+  struct stat mine, named;
+  return ::fstat(fd, &mine) == 0 && ::fstatat(dir, name.c_str(), &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+         mine.st_ino == named.st_ino && mine.st_dev == named.st_dev;
+}
+
 /// Removes the partial download of `digest` if the name still refers to
 /// `fd`'s file (another pull may have made a new one since).
 void remove_partial(int dir, std::string_view digest, int fd) {
   std::string name = blob_hex(digest) + kPartialSuffix;
-  struct stat mine, named;
-  if (::fstat(fd, &mine) == 0 && ::fstatat(dir, name.c_str(), &named, AT_SYMLINK_NOFOLLOW) == 0 &&
-      mine.st_ino == named.st_ino && mine.st_dev == named.st_dev)
-    ::unlinkat(dir, name.c_str(), 0);
+  if (names_file(dir, name, fd)) ::unlinkat(dir, name.c_str(), 0);
 }
 
 /// A small blob (the config) fetched into memory, verified.
@@ -130,33 +135,6 @@ Result<Resolved> resolve(Registry& reg, const Reference& ref, const PullOptions&
   return out;
 }
 
-/// Runs job(worker, item) for items 0..count-1 on up to `workers` threads
-/// (worker 0 is this one), each worker taking the next item. After the
-/// first error no new item is started; that error is returned.
-Result<void> in_parallel(size_t count, size_t workers,
-                         const std::function<Result<void>(size_t worker, size_t item)>& job) {
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::mutex mu;
-  std::optional<Error> first_error;
-  auto work = [&](size_t w) {
-    for (size_t j; !failed && (j = next++) < count;) {
-      auto r = job(w, j);
-      if (r) continue;
-      std::lock_guard lock(mu);
-      if (!first_error) first_error = std::move(r.error());
-      failed = true;
-    }
-  };
-  size_t n = std::min(count, std::max<size_t>(workers, 1));
-  std::vector<std::thread> threads;
-  for (size_t w = 1; w < n; w++) threads.emplace_back(work, w);
-  if (n > 0) work(0);
-  for (auto& t : threads) t.join();
-  if (first_error) return std::unexpected(std::move(*first_error));
-  return {};
-}
-
 /// Opens (creating) the partial download of `digest` and locks it, waiting
 /// while another togo downloads the same blob. nullopt if that one removed
 /// it meanwhile: it has stored the layer, which the caller looks for again.
@@ -172,11 +150,13 @@ Result<std::optional<Fd>> open_partial(int dir, const std::string& digest, const
         if (errno != EINTR) return sys_error(errno, "locking " + name);
       waited = true;
     }
-    struct stat st;
-    if (::fstat(fd.get(), &st) < 0) return sys_error(errno, name);
-    if (st.st_nlink > 0 || attempt >= 3) return std::optional<Fd>(std::move(fd));
+    // The name must still be this file's: a finished download is moved
+    // into the store (then it is a blob nobody may write) or removed.
+    if (names_file(dir, name, fd.get())) return std::optional<Fd>(std::move(fd));
     if (waited) return std::nullopt;
     // Removed between open and lock (by gc): open it again.
+    if (attempt >= 3)
+      return error(ErrorKind::kConflict, name + ": removed again and again while opened", "pull again");
   }
 }
 
@@ -208,6 +188,10 @@ Result<void> download(Registry& main_reg, const Reference& ref, const RegistryOp
         remove_partial(dir, digest, fd.get());
       return std::unexpected(in_layer(std::move(r.error()), reg, l.expect.what));
     }
+    // Durable before anything names it, synced while other layers still
+    // download.
+    if (auto synced = sys::fsync(fd.get(), "the download"); !synced)
+      return std::unexpected(in_layer(std::move(synced.error()), reg, l.expect.what));
     // Complete and verified: nobody writes it again. Unlocked, so that
     // pulls waiting for it go on (holding it until our commit could make
     // two pulls of the same layers wait for each other).
@@ -237,21 +221,62 @@ Result<std::vector<size_t>> missing(store::Store& st, const std::vector<Layer>& 
   return out;
 }
 
-/// Under the writer lock: stages the downloaded layers (several at a time,
-/// each worker with its own catalog connection) and commits the image,
-/// reusing layers the catalog has.
+/// Moves the verified, durable download of layer `i` to stage/<i>.blob, as
+/// a packed layer: renamed if the partial file's name is still its own,
+/// else (gc removed the name, or a newer download took it) copied from the
+/// open descriptor. Locked first, so no other pull writes it meanwhile:
+/// whoever holds the lock of a download only reads or writes it, and never
+/// waits for the writer lock, so the wait ends.
+Result<StagedLayer> stage_download(store::Store& st, int dir, const std::string& stage, size_t i, Layer& l) {
+  int fd = l.partial.get();
+  const std::string& what = l.expect.what;
+  while (::flock(fd, LOCK_EX) < 0)
+    if (errno != EINTR) return sys_error(errno, what + ": locking the download");
+  std::string name = blob_hex(l.expect.digest) + kPartialSuffix;
+  std::string blob = stage + "/" + std::to_string(i) + ".blob";
+  if (names_file(dir, name, fd)) {
+    TRY(sys::rename_at(dir, name, st.fd(), blob));
+    if (::fchmod(fd, 0444) < 0) return sys_error(errno, what + ": chmod");
+  } else {
+    Fd copy = TRY(sys::open_at(st.fd(), blob, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0444));
+    TRY(fs::copy_file(fd, copy.get(), what));
+    TRY(sys::fsync(copy.get(), what));
+  }
+  char head[8];
+  ssize_t n = ::pread(fd, head, sizeof head, 0);
+  if (n < 0) return sys_error(errno, what);
+  l.partial.reset();
+  store::LayerRecord rec{l.expect.digest, static_cast<uint64_t>(l.expect.size), 0, l.expect.diff_id,
+                         sniff_media_type(std::string_view(head, static_cast<size_t>(n))), "", false};
+  return StagedLayer{rec, false};
+}
+
+/// Under the writer lock: stages each layer the catalog lacks (or with
+/// --unpack, lacks unpacked), several at a time, each worker with its own
+/// catalog connection, and commits the image, reusing layers the catalog
+/// has.
 Result<store::ImageRecord> commit(store::Store& st, int dir, const std::string& stage, const Resolved& img,
                                   std::vector<Layer>& layers, const ImportOptions& io, const PullOptions& o) {
   std::vector<std::optional<StagedLayer>> staged(layers.size());
+  std::vector<std::optional<store::LayerRecord>> packed(layers.size());  // stored, to unpack now
   std::vector<size_t> todo;
   for (size_t i = 0; i < layers.size(); i++) {
     Layer& l = layers[i];
     if (l.first != i) continue;
     if (auto known = TRY(st.catalog().find_layer(l.expect.digest))) {
-      if (!known->diff_id.empty() && known->diff_id != l.expect.diff_id)
+      bool differs = !known->diff_id.empty() && known->diff_id != l.expect.diff_id;
+      if (differs && known->unpacked)
         return error(ErrorKind::kBadInput, l.expect.what + ": the config gives diff_id " + l.expect.diff_id +
                                                ", the stored layer has " + known->diff_id);
-      staged[i] = StagedLayer{*known, true};
+      if (known->unpacked || (!o.unpack && !differs)) {
+        staged[i] = StagedLayer{*known, true};
+      } else {
+        // Unpacked now; where the diff_id a packed layer carries is only
+        // another image's claim, its content decides against this one.
+        packed[i] = *known;
+        packed[i]->diff_id = l.expect.diff_id;
+        todo.push_back(i);
+      }
     } else if (!l.partial.valid()) {
       return error(ErrorKind::kConflict, l.expect.what + ": removed from the store by another togo while pulling",
                    "pull again");
@@ -265,11 +290,20 @@ Result<store::ImageRecord> commit(store::Store& st, int dir, const std::string& 
   TRY(in_parallel(todo.size(), workers, [&](size_t w, size_t j) -> Result<void> {
     size_t i = todo[j];
     Layer& l = layers[i];
-    if (w > 0 && !stores[w]) stores[w].emplace(TRY(store::Store::open(st.path(), store::Store::Access::kRead)));
-    if (::lseek(l.partial.get(), 0, SEEK_SET) < 0) return sys_error(errno, l.expect.what);
+    if (!o.unpack && !packed[i]) {
+      staged[i] = TRY(stage_download(st, dir, stage, i, l));
+      return {};
+    }
     if (o.progress)
       o.progress({TransferEvent::Kind::kUnpacking, i, layers.size(), l.expect.digest,
                   static_cast<uint64_t>(l.expect.size), static_cast<uint64_t>(l.expect.size), {}});
+    l.unpacking = true;
+    if (packed[i]) {
+      staged[i] = TRY(stage_stored_layer(st, stage, static_cast<int>(i), *packed[i], l.expect.what, o.notice));
+      return {};
+    }
+    if (w > 0 && !stores[w]) stores[w].emplace(TRY(store::Store::open(st.path(), store::Store::Access::kRead)));
+    if (::lseek(l.partial.get(), 0, SEEK_SET) < 0) return sys_error(errno, l.expect.what);
     staged[i] = TRY(stage_layer(w == 0 ? st : *stores[w], stage, static_cast<int>(i), l.partial.get(), l.expect,
                                 o.notice));
     // The staged copy is durable now. The download goes at once, so that
@@ -279,6 +313,9 @@ Result<store::ImageRecord> commit(store::Store& st, int dir, const std::string& 
     l.partial.reset();
     return {};
   }));
+  // The renames out of the downloads are durable too: a name there must
+  // never come back as a second name of a blob.
+  if (!o.unpack) TRY(fs::sync_dir(dir, store::kDownloads));
   NewImage image;
   image.config = img.config;
   for (size_t i = 0; i < layers.size(); i++)  // the same blob twice in one image is stored once
@@ -350,9 +387,11 @@ Result<store::ImageRecord> pull(store::Store& st, const Reference& ref, const Pu
     for (auto& l : layers)
       if (l.partial.valid() && drop) remove_partial(dir.get(), l.expect.digest, l.partial.get());
     if (!r) return with_prefix(std::move(r.error()), "pulling " + reg.name());
+    // The same image was there, packed: its layers are unpacked now.
+    if (o.unpack) TRY(unpack_image(st, *r, o.notice));
     if (o.progress)
       for (size_t i = 0; i < layers.size(); i++)
-        if (layers[i].fetched)
+        if (layers[i].unpacking)
           o.progress({TransferEvent::Kind::kDone, i, layers.size(), layers[i].expect.digest,
                       static_cast<uint64_t>(layers[i].expect.size), static_cast<uint64_t>(layers[i].expect.size), {}});
     TRY(remove_unused_layers(st));

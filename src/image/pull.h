@@ -1,7 +1,9 @@
 // `togo image pull`: an image from an OCI distribution registry into the
 // store. Layers the store lacks are downloaded in parallel, without the
 // store's writer lock, into partial files that a later pull resumes; then,
-// under the lock, each is verified and unpacked and the image committed.
+// under the lock, their verified blobs move into the store and the image is
+// committed with them packed (unpack_image.h unpacks them on first use), or
+// with --unpack, unpacked at once.
 #pragma once
 
 #include <cstdint>
@@ -35,7 +37,7 @@ struct TransferEvent {
     kBytes,      // `done` bytes are there now
     kDone,       // complete and verified
     kSkipped,    // nothing to transfer: `note` says why
-    kUnpacking,  // pull: verifying and unpacking into the store
+    kUnpacking,  // pull --unpack: verifying and unpacking into the store
   };
   Kind kind = Kind::kStart;
   size_t index = 0;  // the layer's position, 0 at the bottom
@@ -73,11 +75,15 @@ struct PullOptions : TransferOptions {
   std::optional<oci::Platform> platform;
   /// Downloads at a time, each on its own connection.
   int jobs = 3;
+  /// Unpack every layer now (verifying its diff_id) instead of on first use.
+  bool unpack = false;
 };
 
 /// Pulls `ref` into the store and names it. Every manifest and blob is
-/// verified against its digest (and each layer's unpacked content against
-/// the config's diff_id); a failure is one error naming the image and the
+/// verified against its digest and size, and made durable before the
+/// catalog names it; new layers are stored packed unless `opts.unpack`
+/// (then each layer's uncompressed content is checked against the config's
+/// diff_id too). A failure is one error naming the image and the
 /// layer, and leaves the store's catalog, blobs and layers as they were.
 /// Layers the store already has are not downloaded. Errors read "pulling
 /// <registry>/<repository>: [layer N/M: ]<object>: <why>".

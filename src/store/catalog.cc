@@ -11,7 +11,7 @@ namespace togo::store {
 
 namespace {
 
-constexpr int kSchema = 3;
+constexpr int kSchema = 4;
 
 const char* kSchemaV1 = R"(
 CREATE TABLE layers (
@@ -59,6 +59,12 @@ CREATE TABLE damaged (
   reason TEXT NOT NULL,
   found  INTEGER NOT NULL
 );
+)";
+
+// Schema 4: layers stored as their blob alone until something needs their
+// files (image pull); every older layer was unpacked.
+const char* kSchemaV4 = R"(
+ALTER TABLE layers ADD COLUMN unpacked INTEGER NOT NULL DEFAULT 1;
 )";
 
 std::unexpected<Error> db_error(sqlite3* db, const std::string& what) {
@@ -188,6 +194,7 @@ Result<void> Catalog::migrate() {
     if (version < 1) TRY(exec(kSchemaV1));
     if (version < 2) TRY(exec(kSchemaV2));
     if (version < 3) TRY(exec(kSchemaV3));
+    if (version < 4) TRY(exec(kSchemaV4));
     return exec("PRAGMA user_version=" + std::to_string(kSchema));
   }));
   // Catalogs made before page checksums are rewritten with room for them.
@@ -256,10 +263,10 @@ Result<std::vector<std::pair<std::string, std::string>>> Catalog::damaged() {
 
 namespace {
 constexpr const char* kLayerCols =
-    "SELECT digest, blob_size, size, diff_id, media_type, tree FROM layers";
+    "SELECT digest, blob_size, size, diff_id, media_type, tree, unpacked FROM layers";
 LayerRecord layer_row(Stmt& q) {
   return {q.text(0), static_cast<uint64_t>(q.integer(1)), static_cast<uint64_t>(q.integer(2)),
-          q.text(3), q.text(4), q.text(5)};
+          q.text(3), q.text(4), q.text(5), q.integer(6) != 0};
 }
 }  // namespace
 
@@ -279,10 +286,11 @@ Result<std::vector<LayerRecord>> Catalog::layers() {
 
 Result<void> Catalog::put_layer(const LayerRecord& l) {
   Stmt q(db_,
-         "INSERT OR REPLACE INTO layers (digest, blob_size, size, diff_id, media_type, tree) "
-         "VALUES (?, ?, ?, ?, ?, ?)");
+         "INSERT OR REPLACE INTO layers (digest, blob_size, size, diff_id, media_type, tree, unpacked) "
+         "VALUES (?, ?, ?, ?, ?, ?, ?)");
   return q.bind(l.digest).bind(static_cast<int64_t>(l.blob_size))
-      .bind(static_cast<int64_t>(l.size)).bind(l.diff_id).bind(l.media_type).bind(l.tree).run();
+      .bind(static_cast<int64_t>(l.size)).bind(l.diff_id).bind(l.media_type).bind(l.tree)
+      .bind(static_cast<int64_t>(l.unpacked)).run();
 }
 
 Result<void> Catalog::delete_layer(const std::string& digest) {

@@ -17,10 +17,14 @@ namespace togo::store {
 struct LayerRecord {
   std::string digest;   // "sha256:<hex>" of the blob the layer was unpacked from
   uint64_t blob_size = 0;
-  uint64_t size = 0;    // bytes of regular files once unpacked
+  uint64_t size = 0;    // bytes of regular files once unpacked (0 while packed)
   std::string diff_id;  // "sha256:<hex>" of the uncompressed tar (OCI's diff_id)
   std::string media_type;  // the OCI layer media type that says how the blob is compressed
   std::string tree;     // "sha256:<hex>" of the unpacked tree's listing ("" if not recorded)
+  /// False while only the blob is stored (a pulled layer no command has
+  /// needed the files of yet): then there is no tree, and diff_id is what
+  /// the image config claims, checked when the layer is unpacked.
+  bool unpacked = true;
 };
 
 /// One name of an image. Names are unique; several names may share the same

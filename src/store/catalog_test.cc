@@ -50,8 +50,26 @@ TEST_F(CatalogTest, SchemaOneIsUpgradedKeepingItsRows) {
   ASSERT_TRUE(old && *old);
   EXPECT_EQ((*old)->size, 4u);
   EXPECT_EQ((*old)->diff_id, "");
+  EXPECT_TRUE((*old)->unpacked) << "every layer of an older store was unpacked";
   ASSERT_TRUE(c->put_layer({"sha256:new", 1, 2, "sha256:d", "application/vnd.oci.image.layer.v1.tar"}));
   EXPECT_EQ((*c->find_layer("sha256:new"))->diff_id, "sha256:d");
+}
+
+TEST_F(CatalogTest, APackedLayerStaysPackedUntilItIsRecordedUnpacked) {
+  auto c = Catalog::open(db(), true);
+  ASSERT_TRUE(c) << c.error().message;
+  LayerRecord l{"sha256:p", 10, 0, "sha256:dp", "application/vnd.oci.image.layer.v1.tar+gzip", "", false};
+  ASSERT_TRUE(c->put_layer(l));
+  EXPECT_FALSE((*c->find_layer("sha256:p"))->unpacked);
+  EXPECT_FALSE((*c->layers())[0].unpacked);
+  l.unpacked = true;
+  l.size = 100;
+  l.tree = "sha256:t";
+  ASSERT_TRUE(c->put_layer(l));
+  auto got = *c->find_layer("sha256:p");
+  EXPECT_TRUE(got->unpacked);
+  EXPECT_EQ(got->size, 100u);
+  EXPECT_EQ(got->tree, "sha256:t");
 }
 
 TEST_F(CatalogTest, ImagesLayersAndEnvsRoundTrip) {

@@ -51,10 +51,18 @@ Result<Swept> sweep_unnamed(Store& st, bool downloads, bool dry_run) {
       for (auto& d : unused) TRY(cat.delete_layer(d));
       return {};
     }));
-  std::set<std::string> layers;
-  for (auto& l : TRY(cat.layers())) layers.insert(std::string(digest_hex(l.digest)));
+  // Blobs of every layer stay; trees only of layers recorded as unpacked (a
+  // packed layer's tree is an unpacking that did not finish).
+  std::set<std::string> layers, trees;
+  for (auto& l : TRY(cat.layers())) {
+    layers.insert(std::string(digest_hex(l.digest)));
+    if (l.unpacked) trees.insert(std::string(digest_hex(l.digest)));
+  }
   if (dry_run)
-    for (auto& d : unused) layers.erase(std::string(digest_hex(d)));
+    for (auto& d : unused) {
+      layers.erase(std::string(digest_hex(d)));
+      trees.erase(std::string(digest_hex(d)));
+    }
   for (auto& d : unused) {
     std::string hex(digest_hex(d));
     out.removed.push_back({"layer " + short_hex(hex), "no image uses it"});
@@ -65,9 +73,11 @@ Result<Swept> sweep_unnamed(Store& st, bool downloads, bool dry_run) {
       TRY(remove(st, std::string(kBlobs) + "/" + name,
                  {"blob " + short_hex(name), "no layer names it"}, out, dry_run));
   for (auto& name : names_in(st, kLayers))
-    if (!layers.count(name))
+    if (!trees.count(name))
       TRY(remove(st, std::string(kLayers) + "/" + name,
-                 {"unpacked layer " + short_hex(name), "not in the catalog"}, out, dry_run));
+                 {"unpacked layer " + short_hex(name),
+                  layers.count(name) ? "its unpacking did not finish" : "not in the catalog"},
+                 out, dry_run));
   std::set<std::string> envs;
   for (auto& e : TRY(cat.envs())) envs.insert(e.id);
   for (auto& name : names_in(st, kEnvs))

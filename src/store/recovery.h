@@ -31,7 +31,8 @@ struct Swept {
 };
 
 /// Removes what the catalog does not name: layer rows no image uses, blobs
-/// and unpacked layers of no layer row, environment directories of no
+/// of no layer row, unpacked layers of no layer row recorded as unpacked
+/// (a packed one's tree is an unfinished unpacking), environment directories of no
 /// environment, and staging under tmp/. Partial downloads are kept (a pull
 /// resumes from them) unless `downloads`, and then only those no running
 /// pull holds. With `dry_run`, only says what it would remove. The caller
