@@ -51,8 +51,9 @@ Result<std::optional<store::LayerRecord>> known_layer_of_file(store::Store& st, 
     off += n;
   }
   auto rec = TRY(st.catalog().find_layer("sha256:" + hash.hex()));
-  // Layers from before diff_ids were recorded are read again for theirs.
-  if (rec && rec->diff_id.empty()) return std::nullopt;
+  // Layers from before diff_ids were recorded are read again for theirs;
+  // damaged ones, to be replaced.
+  if (rec && (rec->diff_id.empty() || TRY(st.catalog().layer_damaged(rec->digest)))) return std::nullopt;
   return rec;
 }
 
@@ -74,6 +75,9 @@ Result<store::ImageRecord> commit_image(store::Store& st, const std::string& sta
   // layers already stored stay, and envs running on them keep them.
   auto same = TRY(st.catalog().find_image(img.id));
   bool new_content = !same || same->id != img.id;
+  // Unless `togo fsck` marked some of them damaged: this content replaces them.
+  if (same)
+    for (auto& d : same->layers) new_content = new_content || TRY(st.catalog().layer_damaged(d));
   auto old = TRY(st.catalog().find_image(img.name));
   if (new_content) {
     TRY(place_layers(st, stage, image.layers));
@@ -84,7 +88,10 @@ Result<store::ImageRecord> commit_image(store::Store& st, const std::string& sta
   auto named = st.catalog().transaction([&]() -> Result<void> {
     if (new_content)
       for (auto& l : image.layers)
-        if (!l.known) TRY(st.catalog().put_layer(l.record));
+        if (!l.known) {
+          TRY(st.catalog().put_layer(l.record));
+          TRY(st.catalog().clear_layer_damaged(l.record.digest));
+        }
     // The name moves to the new content. Content an env still uses keeps
     // existing, under its id, if this was its only name.
     if (old && old->id != img.id && TRY(content_in_use(st, *old)))

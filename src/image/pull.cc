@@ -216,7 +216,8 @@ Result<std::vector<size_t>> missing(store::Store& st, const std::vector<Layer>& 
   for (size_t i = 0; i < layers.size(); i++) {
     const Layer& l = layers[i];
     if (l.first != i || l.partial.valid()) continue;
-    if (!TRY(st.catalog().find_layer(l.expect.digest))) out.push_back(i);
+    if (!TRY(st.catalog().find_layer(l.expect.digest)) || TRY(st.catalog().layer_damaged(l.expect.digest)))
+      out.push_back(i);
   }
   return out;
 }
@@ -259,11 +260,18 @@ Result<store::ImageRecord> commit(store::Store& st, int dir, const std::string& 
                                   std::vector<Layer>& layers, const ImportOptions& io, const PullOptions& o) {
   std::vector<std::optional<StagedLayer>> staged(layers.size());
   std::vector<std::optional<store::LayerRecord>> packed(layers.size());  // stored, to unpack now
+  std::vector<bool> unpack(layers.size(), o.unpack);
   std::vector<size_t> todo;
   for (size_t i = 0; i < layers.size(); i++) {
     Layer& l = layers[i];
     if (l.first != i) continue;
-    if (auto known = TRY(st.catalog().find_layer(l.expect.digest))) {
+    auto known = TRY(st.catalog().find_layer(l.expect.digest));
+    if (known && l.partial.valid() && TRY(st.catalog().layer_damaged(l.expect.digest))) {
+      // `togo fsck` marked it damaged: the download replaces it, unpacked
+      // if it was, as envs may stand on it.
+      unpack[i] = o.unpack || known->unpacked;
+      todo.push_back(i);
+    } else if (known) {
       bool differs = !known->diff_id.empty() && known->diff_id != l.expect.diff_id;
       if (differs && known->unpacked)
         return error(ErrorKind::kBadInput, l.expect.what + ": the config gives diff_id " + l.expect.diff_id +
@@ -290,7 +298,7 @@ Result<store::ImageRecord> commit(store::Store& st, int dir, const std::string& 
   TRY(in_parallel(todo.size(), workers, [&](size_t w, size_t j) -> Result<void> {
     size_t i = todo[j];
     Layer& l = layers[i];
-    if (!o.unpack && !packed[i]) {
+    if (!unpack[i] && !packed[i]) {
       staged[i] = TRY(stage_download(st, dir, stage, i, l));
       return {};
     }

@@ -254,6 +254,15 @@ Result<void> Catalog::clear_damaged(const std::string& object) {
   return Stmt(db_, "DELETE FROM damaged WHERE object = ?").bind(object).run();
 }
 
+Result<bool> Catalog::layer_damaged(const std::string& digest) {
+  Stmt q(db_, "SELECT 1 FROM damaged WHERE object IN (?, ?)");
+  return q.bind("blob " + digest).bind("layer " + digest).step();
+}
+
+Result<void> Catalog::clear_layer_damaged(const std::string& digest) {
+  return Stmt(db_, "DELETE FROM damaged WHERE object IN (?, ?)").bind("blob " + digest).bind("layer " + digest).run();
+}
+
 Result<std::vector<std::pair<std::string, std::string>>> Catalog::damaged() {
   Stmt q(db_, "SELECT object, reason FROM damaged ORDER BY object");
   std::vector<std::pair<std::string, std::string>> out;

@@ -108,6 +108,11 @@ class Catalog {
   Result<void> mark_damaged(const std::string& object, const std::string& reason, int64_t now);
   Result<void> clear_damaged(const std::string& object);
   Result<std::vector<std::pair<std::string, std::string>>> damaged();
+  /// True if the layer `digest`'s blob or unpacked tree is marked damaged:
+  /// importing or pulling its content again replaces it.
+  Result<bool> layer_damaged(const std::string& digest);
+  /// Clears the marks of the layer `digest` (its blob and tree were replaced).
+  Result<void> clear_layer_damaged(const std::string& digest);
 
  private:
   explicit Catalog(sqlite3* db) : db_(db) {}

@@ -130,6 +130,33 @@ TEST_P(FsckTest, ADamagedBlobIsMarkedNotDropped) {
   EXPECT_EQ(sh("dev", "cat /root/f").out, "kept\n");
   RunResult again = fsck();
   EXPECT_EQ(again.status, 6) << describe(again);
+  // What the hint says heals it: the same content, imported again.
+  RunResult reimport = tg({"image", "import", test_rootfs_tar(), "--name", "test"});
+  EXPECT_EQ(reimport.status, 0) << describe(reimport);
+  RunResult healed = fsck();
+  EXPECT_EQ(healed.status, 0) << describe(healed);
+  EXPECT_TRUE(contains(healed.out, ": clean")) << healed.out;
+  EXPECT_EQ(sh("dev", "cat /root/f").out, "kept\n");
+}
+
+// Blob and tree both damaged: nothing in the store can rebuild the layer,
+// which is marked; importing its content again replaces both.
+TEST_P(FsckTest, ALayerThatCannotBeRebuiltIsReplacedByImportingItAgain) {
+  auto files = layer_files();
+  std::string f = store() + "/layers/" + layer_ + "/root" + files.at(0);
+  std::optional<std::string> before = read_file(f);
+  flip(f, 0, 0);
+  flip(store() + "/blobs/sha256/" + layer_, 10, 3);
+  RunResult r = fsck(true);
+  EXPECT_EQ(r.status, 6) << describe(r);
+  EXPECT_TRUE(contains(r.out, "-> cannot be rebuilt: its blob is damaged too")) << r.out;
+  RunResult reimport = tg({"image", "import", test_rootfs_tar(), "--name", "test"});
+  EXPECT_EQ(reimport.status, 0) << describe(reimport);
+  EXPECT_EQ(read_file(f), before);
+  RunResult healed = fsck();
+  EXPECT_EQ(healed.status, 0) << describe(healed);
+  EXPECT_TRUE(contains(healed.out, ": clean")) << healed.out;
+  EXPECT_EQ(sh("dev", "cat /root/f").out, "kept\n");
 }
 
 TEST_P(FsckTest, LeftoversAreReportedThenRemoved) {

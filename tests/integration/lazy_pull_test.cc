@@ -58,6 +58,26 @@ TEST_P(PullTest, PulledLayersStayPackedUntilTheFirstCreate) {
   EXPECT_FALSE(contains(after.out, "packed")) << after.out;
 }
 
+// What `togo fsck --repair` marks damaged and cannot rebuild, the fsck hint
+// says to pull again: that replaces the blob, and the tree an env stands on.
+TEST_P(PullTest, PullingAgainReplacesALayerFsckMarkedDamaged) {
+  ASSERT_NO_FATAL_FAILURE(publish_busy());
+  std::string ref = reg() + "/test/busy:v1";
+  ASSERT_EQ(tgx({"image", "pull", ref, "--name", "busy"}).status, 0);
+  ASSERT_NO_FATAL_FAILURE(create_env("e1", "busy"));
+  for (const std::string& blob : list_dir(store() + "/blobs/sha256")) {
+    std::string path = store() + "/blobs/sha256/" + blob;
+    ASSERT_EQ(run({"sh", "-c", "printf X | dd of=\"$0\" bs=1 seek=100 conv=notrunc 2>/dev/null", path}).status, 0);
+  }
+  RunResult repair = tg({"fsck", "--repair"});
+  EXPECT_EQ(repair.status, 6) << describe(repair);
+  EXPECT_TRUE(contains(repair.out, "-> marked damaged: pull or import image busy again")) << repair.out;
+  RunResult again = tgx({"image", "pull", ref, "--name", "busy"});
+  ASSERT_EQ(again.status, 0) << describe(again);
+  EXPECT_TRUE(fsck_clean(tg({"fsck"})));
+  EXPECT_EQ(sh("e1", "cat /etc/pulled").out, "pulled\n");
+}
+
 TEST_P(PullTest, ALayerThatIsNotWhatTheConfigSaysFailsTheCreateChangingNothing) {
   FakeServer bad({"serve", "bad-diff-id"});
   ASSERT_FALSE(bad.port.empty()) << bad.proc.err();
