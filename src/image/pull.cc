@@ -322,8 +322,13 @@ Result<store::ImageRecord> commit(store::Store& st, int dir, const std::string& 
     return {};
   }));
   // The renames out of the downloads are durable too: a name there must
-  // never come back as a second name of a blob.
-  if (!o.unpack) TRY(fs::sync_dir(dir, store::kDownloads));
+  // never come back as a second name of a blob. So is the staging directory
+  // they went to: nothing else (no syncfs, as unpacking makes) syncs its name.
+  if (std::find(unpack.begin(), unpack.end(), false) != unpack.end()) {
+    TRY(fs::sync_dir(dir, store::kDownloads));
+    Fd tmp = TRY(sys::open_at(st.fd(), store::kTmp, O_RDONLY | O_DIRECTORY));
+    TRY(fs::sync_dir(tmp.get(), store::kTmp));
+  }
   NewImage image;
   image.config = img.config;
   for (size_t i = 0; i < layers.size(); i++)  // the same blob twice in one image is stored once

@@ -41,4 +41,16 @@ std::string push_image(const std::string& dir, const std::string& tar, const std
   return "";
 }
 
+bool fsck_whole(const RunResult& fsck) {
+  if (fsck.status != 0) return false;
+  if (contains(fsck.out, ": clean")) return true;
+  bool any = false;
+  for (const std::string& line : lines_of(fsck.out)) {
+    if (line.starts_with("fsck: ")) continue;
+    if (!line.starts_with("leftover  partial download ")) return false;
+    any = true;
+  }
+  return any && contains(fsck.out, " 0 damaged") && contains(fsck.out, "the store is whole");
+}
+
 }  // namespace togo::test

@@ -36,8 +36,8 @@ TEST_P(CrashLoseTest, EveryCrashStateKeepsWhatWasAcknowledged) {
   std::string store = dir.sub("store");
   auto tg = [&](const std::string& st, const std::vector<std::string>& args) { return togo(st, args, o); };
 
-  auto tars = make_busybox_tars(dir.path(), {"mini", "made", "pulled"});
-  std::string mini = tars[0], made = tars[1], pulled = tars[2];
+  auto tars = make_busybox_tars(dir.path(), {"mini", "made", "pulled", "old"});
+  std::string mini = tars[0], made = tars[1], pulled = tars[2], old = tars[3];
   // `image create debian` runs mmdebstrap from PATH: a script prints made.tar.
   o.env.push_back(fake_mmdebstrap(dir.path(), made));
   // The image to pull, pushed by togo from a store of its own.
@@ -51,7 +51,7 @@ TEST_P(CrashLoseTest, EveryCrashStateKeepsWhatWasAcknowledged) {
   std::string e1_export = dir.sub("e1.togo");
   for (std::vector<std::string> step : std::vector<std::vector<std::string>>{
            {"image", "import", test_rootfs_tar(), "--name", "a"},
-           {"image", "import", pulled, "--name", "old"},
+           {"image", "import", old, "--name", "old"},
            {"create", "e1", "--image", "a"},
            {"run", "e1", "--", "/bin/sh", "-c", "echo kept > /root/f"},
            {"export", "e1", e1_export},
@@ -80,6 +80,7 @@ TEST_P(CrashLoseTest, EveryCrashStateKeepsWhatWasAcknowledged) {
       {{"gc"}, "collected"},
       {{"image", "create", "debian", "--name", "d"}, "image-created"},
       {{"image", "pull", ref, "--name", "p"}, "pulled"},
+      {{"create", "e4", "--image", "p"}, "unpacked"},
       {{"rm", "e1"}, "removed"},
   };
   std::vector<std::string> env = child_environment(o);
@@ -152,6 +153,7 @@ TEST_P(CrashLoseTest, EveryCrashStateKeepsWhatWasAcknowledged) {
     check(acked("collected", s.cut) && contains(images, "\n<none> "), "gc's garbage is back");
     check(acked("image-created", s.cut) && !has_image("d"), "image d is gone");
     check(acked("pulled", s.cut) && !has_image("p"), "image p is gone");
+    check(acked("unpacked", s.cut) && !has_env("e4"), "env e4 is gone");
     check(acked("removed", s.cut) && has_env("e1"), "env e1 is back");
     // There, acknowledged or not: it works.
     if (bad.empty() && has_env("e1")) check_str(reads(st, "e1"));
@@ -163,9 +165,13 @@ TEST_P(CrashLoseTest, EveryCrashStateKeepsWhatWasAcknowledged) {
     if (bad.empty() && has_image("c")) check_str(runs(st, "c", "/root/f"));
     if (bad.empty() && has_image("d")) check_str(runs(st, "d", "/etc/made"));
     if (bad.empty() && has_image("p")) check_str(runs(st, "p", "/etc/pulled"));
+    if (bad.empty() && has_env("e4")) {
+      RunResult r = tg(st, {"run", "e4", "--", "/bin/cat", "/etc/pulled"});
+      check(r.out != "pulled\n", "e4 is listed but does not run: " + describe(r));
+    }
     if (bad.empty()) {
       RunResult again = tg(st, {"fsck"});
-      check(again.status != 0 || !contains(again.out, ": clean"), "not clean after recovery: " + describe(again));
+      check(!fsck_whole(again), "not clean after recovery: " + describe(again));
     }
     EXPECT_EQ(bad, "") << where;
     failures += !bad.empty();
