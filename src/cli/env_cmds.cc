@@ -91,6 +91,15 @@ Result<int> cmd_create(Context& c) {
     return error(ErrorKind::kNotFound, "create " + name + ": image " + *image_name + ": no such image",
                  "`togo image ls` lists images; `togo image create debian` builds one");
 
+  // Files `togo fsck` found damaged and could not rebuild are not built upon.
+  for (auto& [object, why] : TRY(st.catalog().damaged()))
+    for (auto& l : img->layers)
+      if (object == "layer " + l)
+        return error(ErrorKind::kFailed,
+                     "create " + name + ": image " + *image_name + ": layer " + l.substr(0, 19) +
+                         " is damaged (" + why + ")",
+                     "pull or import the image again");
+
   // A pulled image's layers are unpacked by its first create, under this lock.
   TRY_CTX(image::unpack_image(st, *img, Context::notice), "create " + name);
 

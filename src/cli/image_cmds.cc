@@ -173,9 +173,13 @@ Result<int> cmd_image_ls(Context& c) {
   auto st = TRY(store::Store::open_existing(TRY(c.store_path()), store::Store::Access::kRead));
   std::vector<store::ImageRecord> images;
   std::map<std::string, Sizes> sizes;
+  std::set<std::string> damaged;  // ids of images with a layer fsck marked damaged
   if (st) {
     images = TRY(st->catalog().images());
     sizes = TRY(image_sizes(*st, images));
+    for (auto& im : images)
+      for (auto& l : im.layers)
+        if (TRY(st->catalog().layer_damaged(l))) damaged.insert(im.id);
   }
   if (c.json()) {
     std::vector<std::string> items;
@@ -189,6 +193,7 @@ Result<int> cmd_image_ls(Context& c) {
                           .add("created", im.created)
                           .add_raw("layers", text::json_string_array(im.layers))
                           .add("source", im.source)
+                          .add_raw("damaged", damaged.count(im.id) ? "true" : "false")
                           .str());
     std::printf("%s\n", text::json_array(items).c_str());
     return 0;
@@ -198,7 +203,8 @@ Result<int> cmd_image_ls(Context& c) {
   int64_t now = ::time(nullptr);
   for (auto& im : images)
     rows.push_back({im.name == im.id ? "<none>" : im.name, im.id.substr(7, 12),
-                    sizes[im.id].text(), text::human_size(sizes[im.id].shared),
+                    sizes[im.id].text() + (damaged.count(im.id) ? " damaged" : ""),
+                    text::human_size(sizes[im.id].shared),
                     text::ago(im.created, now),
                     im.source});
   std::fputs(text::table(rows).c_str(), stdout);

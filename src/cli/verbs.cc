@@ -70,7 +70,9 @@ const std::vector<VerbSpec>& verbs() {
        "SIZE is what the image's unpacked layers hold. Layers pulled and not unpacked yet\n"
        "(the first `togo create` unpacks them) count as their compressed blobs, marked:\n"
        "`27.3 MiB packed`, or `120.0 MiB + 27.3 MiB packed`. SHARED is the part that\n"
-       "other images share. --json gives size, packed_size and shared_size in bytes."},
+       "other images share. --json gives size, packed_size and shared_size in bytes.\n"
+       "`damaged` follows the size of an image with a layer `togo fsck --repair` marked\n"
+       "damaged; pulling or importing the image again replaces it."},
       {"image inspect", "NAME", "show an image's id, layers and OCI config (JSON)", {}, 1, 1},
       {"image rm", "NAME...", "remove images no environment uses",
        {{"--force", "", "remove the name even if environments use the image (they keep its "

@@ -150,6 +150,11 @@ TEST_P(FsckTest, ALayerThatCannotBeRebuiltIsReplacedByImportingItAgain) {
   RunResult r = fsck(true);
   EXPECT_EQ(r.status, 6) << describe(r);
   EXPECT_TRUE(contains(r.out, "-> cannot be rebuilt: its blob is damaged too")) << r.out;
+  EXPECT_TRUE(contains(tg({"image", "ls"}).out, " damaged ")) << "image ls names it";
+  EXPECT_TRUE(contains(images_json(), "\"damaged\":true"));
+  RunResult refused = tg({"create", "dev2", "--image", "test"});
+  EXPECT_TRUE(one_line_error(refused, "create dev2: image test: layer sha256:")) << describe(refused);
+  EXPECT_TRUE(contains(refused.err, "is damaged (")) << refused.err;
   RunResult reimport = tg({"image", "import", test_rootfs_tar(), "--name", "test"});
   EXPECT_EQ(reimport.status, 0) << describe(reimport);
   EXPECT_EQ(read_file(f), before);
@@ -157,6 +162,9 @@ TEST_P(FsckTest, ALayerThatCannotBeRebuiltIsReplacedByImportingItAgain) {
   EXPECT_EQ(healed.status, 0) << describe(healed);
   EXPECT_TRUE(contains(healed.out, ": clean")) << healed.out;
   EXPECT_EQ(sh("dev", "cat /root/f").out, "kept\n");
+  EXPECT_FALSE(contains(tg({"image", "ls"}).out, "damaged"));
+  RunResult created = tg({"create", "dev2", "--image", "test"});
+  EXPECT_EQ(created.status, 0) << describe(created);
 }
 
 TEST_P(FsckTest, LeftoversAreReportedThenRemoved) {
