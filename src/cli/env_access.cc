@@ -168,7 +168,8 @@ Result<runtime::Plan> env_plan(EnvAccess& e) {
 }
 
 std::expected<std::optional<pid_t>, runtime::LaunchFailure> start_env(EnvAccess& e,
-                                                                      bool persistent, int first) {
+                                                                      bool persistent, int first,
+                                                                      int root_watch) {
   auto fail = [](Error err) {
     return std::unexpected(runtime::LaunchFailure{125, std::move(err)});
   };
@@ -182,6 +183,7 @@ std::expected<std::optional<pid_t>, runtime::LaunchFailure> start_env(EnvAccess&
   cfg.lock = lock->get();
   cfg.first = first;
   cfg.persistent = persistent;
+  cfg.root_watch = root_watch;
   cfg.linger_ms = e.settings.linger_ms;
   auto plan = env_plan(e);
   if (!plan) return fail(std::move(plan.error()));

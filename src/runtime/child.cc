@@ -4,6 +4,7 @@
 #include <linux/close_range.h>
 #include <linux/openat2.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <linux/magic.h>
@@ -292,6 +293,10 @@ void child_main(const Plan& plan, const ChildFds& fds) {
     if (run_step(plan.steps[i], store, root) < 0 &&
         !(plan.steps[i].optional && errno == ENOENT))
       fail(fds.report, static_cast<int32_t>(i), errno);
+  // The host's togo learns through this watch when the root's filesystem
+  // is gone: unmounting an overlay syncs its upper filesystem first. A
+  // watch that cannot be added only costs that togo a sync of its own.
+  if (fds.root_watch >= 0) (void)::inotify_add_watch(fds.root_watch, "/", IN_UNMOUNT | IN_ONLYDIR);
 
   // SECURITY: init keeps no descriptor of the host's tree (the store, the
   // old root): a process in the env could otherwise reach it through

@@ -28,6 +28,7 @@ struct ChildFds {
   int lock;    // the env's lock, held while the env runs
   int hold;    // held open while the env runs (a helper's exit pipe), or -1
   int drive;   // the store's marker, O_DIRECT (see InitConfig::drive), or -1
+  int root_watch;  // an inotify instance to watch the env's root with, or -1
   bool persistent;
   int linger_ms;
 };

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -105,7 +106,8 @@ std::expected<pid_t, LaunchFailure> start_env(const Plan& plan, const StartConfi
   long pid = ::syscall(SYS_clone, plan.clone_flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
   if (pid == 0) {
     ChildFds fds{sync_r.get(), report_w.get(), listen->get(), cfg.first,   log->get(),
-                 cfg.lock,     cfg.hold,       drive_fd,       cfg.persistent, cfg.linger_ms};
+                 cfg.lock,     cfg.hold,       drive_fd,       cfg.root_watch, cfg.persistent,
+                 cfg.linger_ms};
     child_main(plan, fds);
   }
   int clone_err = errno;
@@ -208,6 +210,27 @@ void wait_init_gone(int env_dir, int timeout_ms) {
   if (!pidfd.valid() || !live_init(env_dir)) return;
   struct pollfd p = {pidfd.get(), POLLIN, 0};
   ::poll(&p, 1, timeout_ms);
+}
+
+Fd root_watch() { return Fd(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK)); }
+
+bool root_unmounted(int watch) {
+  // The kernel queues IN_UNMOUNT while it shuts the filesystem down, after
+  // it has synced it (generic_shutdown_super); for overlayfs that sync is a
+  // sync of the upper filesystem. The env's mounts go with its last
+  // process, before that process's exit is reported: once init is gone the
+  // event is here, unless something outside the env still holds the mount.
+  if (watch < 0) return false;
+  alignas(struct inotify_event) char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(watch, buf, sizeof buf);
+    if (n <= 0) return false;
+    for (ssize_t off = 0; off + static_cast<ssize_t>(sizeof(struct inotify_event)) <= n;) {
+      auto* ev = reinterpret_cast<struct inotify_event*>(buf + off);
+      if (ev->mask & IN_UNMOUNT) return true;
+      off += static_cast<ssize_t>(sizeof(struct inotify_event) + ev->len);
+    }
+  }
 }
 
 Result<EnvStatus> query_status(int channel) {

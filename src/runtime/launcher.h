@@ -32,6 +32,8 @@ struct StartConfig {
   int lock = -1;            // the env's lock, already held; init keeps it
   int first = -1;           // a session channel for init to serve first, or -1
   int hold = -1;            // init keeps it open until the env ends, or -1
+  int root_watch = -1;      // an inotify instance (root_watch()): the env's root
+                            // is watched through it, or -1
   bool persistent = false;  // `togo start`: stay up without sessions
   int linger_ms = 0;        // otherwise: stay up this long after the last session
   /// Called with init's pid after clone, before init does anything (e.g. to
@@ -52,6 +54,18 @@ std::optional<pid_t> live_init(int env_dir);
 /// Waits (up to `timeout_ms`) until the init recorded in the env's directory
 /// is gone, so that its mounts are gone too.
 void wait_init_gone(int env_dir, int timeout_ms);
+
+/// An inotify instance for StartConfig::root_watch (invalid if the host
+/// will not make one).
+Fd root_watch();
+
+/// True once the filesystem of the root of the env started with `watch` is
+/// gone: the kernel syncs a filesystem before it lets it go, and an
+/// overlay's sync is a sync of its upper filesystem (the store's), as
+/// syncfs(2) on the store would be. False while it is mounted (something
+/// outside the env may hold it), when that is not known, and for a root
+/// that is not a filesystem of its own (--rootfs copy binds the store's).
+bool root_unmounted(int watch);
 
 /// Runs one session over `channel`: passes stdio (or relays a pty), forwards
 /// signals sent to togo, and returns the command's exit status. A channel
