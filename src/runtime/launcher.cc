@@ -59,13 +59,26 @@ uint64_t start_time(pid_t pid) {
   return std::strtoull(text->c_str() + pos, nullptr, 10);
 }
 
+// Runtime state, rewritten at every start: no fsync needed. It is written
+// over in place, not replaced: a new file at every start would free the old
+// one's block (and a drive mounted with discard is told so before that
+// returns). The record has one width, so a write never shortens it; a
+// reader that catches it half written reads a pid and start time that name
+// no live process, which is what it read just before.
 Result<void> record_init(int env_dir, pid_t pid) {
-  std::string text = std::to_string(pid) + " " + std::to_string(start_time(pid)) + "\n";
-  // Runtime state, rewritten at every start: no fsync needed.
-  std::string tmp = fs::temp_name(".tmp-pid-");
-  Fd fd = TRY(sys::open_at(env_dir, tmp, O_WRONLY | O_CREAT | O_EXCL, 0644));
-  TRY(sys::write_all(fd.get(), text, kInitPid));
-  return sys::rename_at(env_dir, tmp, env_dir, kInitPid);
+  constexpr size_t kWidth = 32;  // "<pid> <start time>", spaces, "\n"
+  char text[kWidth + 1];
+  int n = std::snprintf(text, sizeof text, "%d %llu", static_cast<int>(pid),
+                        static_cast<unsigned long long>(start_time(pid)));
+  std::memset(text + n, ' ', kWidth - static_cast<size_t>(n));
+  text[kWidth - 1] = '\n';
+  Fd fd = TRY(sys::open_at(env_dir, kInitPid, O_WRONLY | O_CREAT | O_NOFOLLOW, 0644));
+  TRY(sys::write_all(fd.get(), std::string_view(text, kWidth), kInitPid));
+  struct stat st;
+  if (::fstat(fd.get(), &st) == 0 && st.st_size > static_cast<off_t>(kWidth) &&
+      ::ftruncate(fd.get(), static_cast<off_t>(kWidth)) < 0)
+    return sys_error(errno, std::string("truncating ") + kInitPid);
+  return {};
 }
 
 Result<Fd> listen_control(int env_dir) {
