@@ -68,6 +68,8 @@ Result<int> session(Context& c, bool may_start) {
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
       return sys_error(errno, "socketpair");
     Fd mine(pair[0]), theirs(pair[1]);
+    // Sent now, the request is there when init first looks.
+    TRY(runtime::send_spawn(mine.get(), req));
     Fd watch = runtime::root_watch();
     auto started = start_env(e, /*persistent=*/false, theirs.get(), watch.get());
     if (!started) return launch_error(std::move(started.error()), name);
@@ -76,7 +78,7 @@ Result<int> session(Context& c, bool may_start) {
       continue;
     }
     theirs.reset();
-    auto status = runtime::run_session(mine.get(), req);
+    auto status = runtime::run_session(mine.get(), req, /*sent=*/true);
     // The env this run started stops with its last session: wait (briefly:
     // another session may keep it up) so that it is gone when run returns.
     bool unmounted = false;

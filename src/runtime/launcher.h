@@ -67,10 +67,16 @@ Fd root_watch();
 /// that is not a filesystem of its own (--rootfs copy binds the store's).
 bool root_unmounted(int watch);
 
-/// Runs one session over `channel`: passes stdio (or relays a pty), forwards
-/// signals sent to togo, and returns the command's exit status. A channel
-/// that closes before the command started is kNotFound (the env went away).
-std::expected<int, LaunchFailure> run_session(int channel, const SpawnRequest& req);
+/// Asks for a session over `channel`, passing stdio unless `req.pty`. A
+/// request sent before the env is started waits there for its init.
+Result<void> send_spawn(int channel, const SpawnRequest& req);
+
+/// Runs one session over `channel`: sends the request (unless `sent`),
+/// passes stdio (or relays a pty), forwards signals sent to togo, and
+/// returns the command's exit status. A channel that closes before the
+/// command started is kNotFound (the env went away).
+std::expected<int, LaunchFailure> run_session(int channel, const SpawnRequest& req,
+                                              bool sent = false);
 
 /// Init's answer to kStatus.
 struct EnvStatus {
