@@ -167,9 +167,8 @@ Result<runtime::Plan> env_plan(EnvAccess& e) {
   return plan;
 }
 
-std::expected<std::optional<pid_t>, runtime::LaunchFailure> start_env(EnvAccess& e,
-                                                                      bool persistent, int first,
-                                                                      int root_watch) {
+std::expected<std::optional<runtime::StartedEnv>, runtime::LaunchFailure> start_env(
+    EnvAccess& e, bool persistent, int first) {
   auto fail = [](Error err) {
     return std::unexpected(runtime::LaunchFailure{125, std::move(err)});
   };
@@ -183,7 +182,6 @@ std::expected<std::optional<pid_t>, runtime::LaunchFailure> start_env(EnvAccess&
   cfg.lock = lock->get();
   cfg.first = first;
   cfg.persistent = persistent;
-  cfg.root_watch = root_watch;
   cfg.linger_ms = e.settings.linger_ms;
   auto plan = env_plan(e);
   if (!plan) return fail(std::move(plan.error()));
@@ -220,12 +218,12 @@ std::expected<std::optional<pid_t>, runtime::LaunchFailure> start_env(EnvAccess&
     }
     return {};
   };
-  auto pid = runtime::start_env(*plan, cfg);
-  if (!pid) {
+  auto started = runtime::start_env(*plan, cfg);
+  if (!started) {
     (void)cgroup->remove();
-    return std::unexpected(std::move(pid.error()));
+    return std::unexpected(std::move(started.error()));
   }
-  return std::optional<pid_t>(*pid);
+  return std::optional<runtime::StartedEnv>(*started);
 }
 
 runtime::SpawnRequest session_request(const EnvAccess& e, const std::vector<std::string>& argv) {

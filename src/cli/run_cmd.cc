@@ -23,9 +23,9 @@ bool on_fuse(int dir) {
 
 // What the command wrote is on the disk before togo says it ended: the
 // env's files live in the store, on a drive that may be pulled next.
-// `unmounted`: the env this run started is gone and its overlay root was
-// unmounted, which synced the store's filesystem (runtime::root_unmounted):
-// a second sync would only wait for the drive again. A session that ended
+// `unmounted`: the env this run started is gone and so is the overlay that
+// was its root, which the kernel synced the store's filesystem for when it
+// let it go: a second sync would only wait for the drive again. A session that ended
 // badly may have been ended by init because that drive failed: then that is
 // what togo says.
 Result<int> ended(Result<int> r, const EnvAccess& e, bool unmounted = false) {
@@ -70,21 +70,25 @@ Result<int> session(Context& c, bool may_start) {
     Fd mine(pair[0]), theirs(pair[1]);
     // Sent now, the request is there when init first looks.
     TRY(runtime::send_spawn(mine.get(), req));
-    Fd watch = runtime::root_watch();
-    auto started = start_env(e, /*persistent=*/false, theirs.get(), watch.get());
+    auto started = start_env(e, /*persistent=*/false, theirs.get());
     if (!started) return launch_error(std::move(started.error()), name);
     if (!*started) {
       ::usleep(10000);  // another togo is starting or stopping it
       continue;
     }
     theirs.reset();
+    // The root is an overlay of the env's own: mounted now, gone once the
+    // env ends, unless something outside holds it. A --rootfs copy root is
+    // the store's filesystem, which stays.
+    dev_t root = (*started)->root_dev;
+    bool watched = root != 0 && runtime::filesystem_mounted(root) == true;
     auto status = runtime::run_session(mine.get(), req, /*sent=*/true);
     // The env this run started stops with its last session: wait (briefly:
     // another session may keep it up) so that it is gone when run returns.
     bool unmounted = false;
     if (e.settings.linger_ms == 0) {
       runtime::wait_init_gone(e.dir.get(), 2000);
-      unmounted = runtime::root_unmounted(watch.get());
+      unmounted = watched && runtime::filesystem_mounted(root) == false;
     }
     if (!status) return ended(launch_error(std::move(status.error()), name), e, unmounted);
     return ended(*status, e, unmounted);

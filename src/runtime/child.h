@@ -10,11 +10,14 @@
 
 namespace togo::runtime {
 
-/// Sent by the child when a step fails; step is an index into Plan::steps.
+/// Sent by the child when a step fails (step is an index into Plan::steps),
+/// or once the env is ready (step kReady).
 struct ChildReport {
   int32_t step;
   int32_t err;
+  uint64_t root_dev;  // kReady: the device of the root's filesystem, or 0
 };
+inline constexpr int32_t kReady = -1;
 inline constexpr int32_t kStoreStep = -3;
 inline constexpr int32_t kHardenStep = -10;  // -10 no_new_privs, -11 caps, -12 seccomp
 
@@ -28,7 +31,6 @@ struct ChildFds {
   int lock;    // the env's lock, held while the env runs
   int hold;    // held open while the env runs (a helper's exit pipe), or -1
   int drive;   // the store's marker, O_DIRECT (see InitConfig::drive), or -1
-  int root_watch;  // an inotify instance to watch the env's root with, or -1
   bool persistent;
   int linger_ms;
 };

@@ -4,7 +4,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/inotify.h>
+#include <sys/sysmacros.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -96,7 +96,7 @@ Result<Fd> listen_control(int env_dir) {
 
 }  // namespace
 
-std::expected<pid_t, LaunchFailure> start_env(const Plan& plan, const StartConfig& cfg) {
+std::expected<StartedEnv, LaunchFailure> start_env(const Plan& plan, const StartConfig& cfg) {
   auto fail125 = [](Error e) { return failure(125, std::move(e)); };
   auto listen = listen_control(cfg.env_dir);
   if (!listen) return fail125(listen.error());
@@ -119,8 +119,7 @@ std::expected<pid_t, LaunchFailure> start_env(const Plan& plan, const StartConfi
   long pid = ::syscall(SYS_clone, plan.clone_flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
   if (pid == 0) {
     ChildFds fds{sync_r.get(), report_w.get(), listen->get(), cfg.first,   log->get(),
-                 cfg.lock,     cfg.hold,       drive_fd,       cfg.root_watch, cfg.persistent,
-                 cfg.linger_ms};
+                 cfg.lock,     cfg.hold,       drive_fd,       cfg.persistent, cfg.linger_ms};
     child_main(plan, fds);
   }
   int clone_err = errno;
@@ -158,12 +157,12 @@ std::expected<pid_t, LaunchFailure> start_env(const Plan& plan, const StartConfi
   (void)!::write(sync_w.get(), "g", 1);
   sync_w.reset();
 
-  // EOF: every step succeeded and init serves the control socket.
+  // kReady (or EOF): every step succeeded and init serves the control socket.
   ChildReport rep{};
   ssize_t n;
   do n = ::read(report_r.get(), &rep, sizeof rep);
   while (n < 0 && errno == EINTR);
-  if (n == static_cast<ssize_t>(sizeof rep)) {
+  if (n == static_cast<ssize_t>(sizeof rep) && rep.step != kReady) {
     ::waitpid(child, nullptr, 0);
     std::string what = "setting up";
     if (rep.step == kStoreStep)
@@ -191,7 +190,10 @@ std::expected<pid_t, LaunchFailure> start_env(const Plan& plan, const StartConfi
     return fail125(std::move(e));
   }
   if (auto r = record_init(cfg.env_dir, child); !r) return fail125(r.error());
-  return child;
+  StartedEnv started;
+  started.init = child;
+  if (n == static_cast<ssize_t>(sizeof rep)) started.root_dev = static_cast<dev_t>(rep.root_dev);
+  return started;
 }
 
 Result<std::optional<Fd>> connect_env(int env_dir) {
@@ -225,25 +227,23 @@ void wait_init_gone(int env_dir, int timeout_ms) {
   ::poll(&p, 1, timeout_ms);
 }
 
-Fd root_watch() { return Fd(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK)); }
-
-bool root_unmounted(int watch) {
-  // The kernel queues IN_UNMOUNT while it shuts the filesystem down, after
-  // it has synced it (generic_shutdown_super); for overlayfs that sync is a
-  // sync of the upper filesystem. The env's mounts go with its last
-  // process, before that process's exit is reported: once init is gone the
-  // event is here, unless something outside the env still holds the mount.
-  if (watch < 0) return false;
-  alignas(struct inotify_event) char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(watch, buf, sizeof buf);
-    if (n <= 0) return false;
-    for (ssize_t off = 0; off + static_cast<ssize_t>(sizeof(struct inotify_event)) <= n;) {
-      auto* ev = reinterpret_cast<struct inotify_event*>(buf + off);
-      if (ev->mask & IN_UNMOUNT) return true;
-      off += static_cast<ssize_t>(sizeof(struct inotify_event) + ev->len);
-    }
-  }
+std::optional<bool> filesystem_mounted(dev_t dev) {
+#ifdef SYS_ustat
+  // ustat looks the device up among all superblocks. One that is being
+  // unmounted is waited for: the kernel syncs it (generic_shutdown_super)
+  // with its lock held, and only then marks it dying, which ustat counts as
+  // gone (EINVAL). The device number goes back to the pool after that and
+  // may name a new filesystem: then this says mounted, never the reverse.
+  unsigned major_no = major(dev), minor_no = minor(dev);
+  if (major_no > 0xfff || minor_no > 0xfffff) return std::nullopt;
+  unsigned encoded = (minor_no & 0xff) | (major_no << 8) | ((minor_no & ~0xffu) << 12);
+  alignas(8) char buf[64];  // struct ustat, which glibc no longer declares
+  if (::syscall(SYS_ustat, encoded, buf) == 0) return true;
+  if (errno == EINVAL) return false;
+#else
+  (void)dev;
+#endif
+  return std::nullopt;
 }
 
 Result<EnvStatus> query_status(int channel) {

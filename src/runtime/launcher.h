@@ -32,8 +32,6 @@ struct StartConfig {
   int lock = -1;            // the env's lock, already held; init keeps it
   int first = -1;           // a session channel for init to serve first, or -1
   int hold = -1;            // init keeps it open until the env ends, or -1
-  int root_watch = -1;      // an inotify instance (root_watch()): the env's root
-                            // is watched through it, or -1
   bool persistent = false;  // `togo start`: stay up without sessions
   int linger_ms = 0;        // otherwise: stay up this long after the last session
   /// Called with init's pid after clone, before init does anything (e.g. to
@@ -41,9 +39,15 @@ struct StartConfig {
   std::function<Result<void>(pid_t)> before_setup;
 };
 
-/// Starts the env's init with `plan` and returns its pid once the env's
-/// root is ready and the control socket listens.
-std::expected<pid_t, LaunchFailure> start_env(const Plan& plan, const StartConfig& config);
+/// An env whose init is up.
+struct StartedEnv {
+  pid_t init = 0;
+  dev_t root_dev = 0;  // the device of its root's filesystem (0: not known)
+};
+
+/// Starts the env's init with `plan` and returns once the env's root is
+/// ready and the control socket listens.
+std::expected<StartedEnv, LaunchFailure> start_env(const Plan& plan, const StartConfig& config);
 
 /// Connects to a running env's control socket; nothing if it is not running.
 Result<std::optional<Fd>> connect_env(int env_dir);
@@ -55,17 +59,10 @@ std::optional<pid_t> live_init(int env_dir);
 /// is gone, so that its mounts are gone too.
 void wait_init_gone(int env_dir, int timeout_ms);
 
-/// An inotify instance for StartConfig::root_watch (invalid if the host
-/// will not make one).
-Fd root_watch();
-
-/// True once the filesystem of the root of the env started with `watch` is
-/// gone: the kernel syncs a filesystem before it lets it go, and an
-/// overlay's sync is a sync of its upper filesystem (the store's), as
-/// syncfs(2) on the store would be. False while it is mounted (something
-/// outside the env may hold it), when that is not known, and for a root
-/// that is not a filesystem of its own (--rootfs copy binds the store's).
-bool root_unmounted(int watch);
+/// Whether a filesystem with device number `dev` is mounted, in any mount
+/// namespace (ustat(2)); nothing when the host cannot say. The kernel syncs
+/// a filesystem it lets go before this says it is gone.
+std::optional<bool> filesystem_mounted(dev_t dev);
 
 /// Asks for a session over `channel`, passing stdio unless `req.pty`. A
 /// request sent before the env is started waits there for its init.
