@@ -109,9 +109,14 @@ Result<EnvAccess> open_env(Context& c, const std::string& name, Purpose purpose)
     return error(ErrorKind::kNotFound, name + ": no such environment (the store " + path +
                                            " is empty)",
                  "`togo image create debian` then `togo create " + name + " --image debian`");
-  auto env = TRY(existing->catalog().find_env(name));
+  std::optional<store::EnvRecord> env;
+  std::optional<store::ImageRecord> img;
+  TRY(existing->catalog().read([&]() -> Result<void> {
+    env = TRY(existing->catalog().find_env(name));
+    if (env) img = TRY(existing->catalog().find_image(env->image_id));
+    return {};
+  }));
   if (!env) return no_such_env(name);
-  auto img = TRY(existing->catalog().find_image(env->image_id));
   if (!img)
     return error(ErrorKind::kFailed, name + ": its image is missing from the catalog",
                  "run `togo fsck`");

@@ -68,6 +68,16 @@ class Catalog {
     return exec("COMMIT");
   }
 
+  /// Runs `body` in one read transaction: its queries see one state of the
+  /// catalog, found once (a reader's every query otherwise finds it anew).
+  template <typename F>
+  Result<void> read(F&& body) {
+    TRY(exec("BEGIN"));
+    Result<void> r = body();
+    (void)exec(r ? "COMMIT" : "ROLLBACK");
+    return r;
+  }
+
   Result<std::optional<LayerRecord>> find_layer(const std::string& digest);
   Result<void> put_layer(const LayerRecord& layer);
   Result<void> delete_layer(const std::string& digest);
