@@ -109,9 +109,14 @@ Result<EnvAccess> open_env(Context& c, const std::string& name, Purpose purpose)
     return error(ErrorKind::kNotFound, name + ": no such environment (the store " + path +
                                            " is empty)",
                  "`togo image create debian` then `togo create " + name + " --image debian`");
-  auto env = TRY(existing->catalog().find_env(name));
+  std::optional<store::EnvRecord> env;
+  std::optional<store::ImageRecord> img;
+  TRY(existing->catalog().read([&]() -> Result<void> {
+    env = TRY(existing->catalog().find_env(name));
+    if (env) img = TRY(existing->catalog().find_image(env->image_id));
+    return {};
+  }));
   if (!env) return no_such_env(name);
-  auto img = TRY(existing->catalog().find_image(env->image_id));
   if (!img)
     return error(ErrorKind::kFailed, name + ": its image is missing from the catalog",
                  "run `togo fsck`");
@@ -167,8 +172,8 @@ Result<runtime::Plan> env_plan(EnvAccess& e) {
   return plan;
 }
 
-std::expected<std::optional<pid_t>, runtime::LaunchFailure> start_env(EnvAccess& e,
-                                                                      bool persistent, int first) {
+std::expected<std::optional<runtime::StartedEnv>, runtime::LaunchFailure> start_env(
+    EnvAccess& e, bool persistent, int first) {
   auto fail = [](Error err) {
     return std::unexpected(runtime::LaunchFailure{125, std::move(err)});
   };
@@ -218,12 +223,12 @@ std::expected<std::optional<pid_t>, runtime::LaunchFailure> start_env(EnvAccess&
     }
     return {};
   };
-  auto pid = runtime::start_env(*plan, cfg);
-  if (!pid) {
+  auto started = runtime::start_env(*plan, cfg);
+  if (!started) {
     (void)cgroup->remove();
-    return std::unexpected(std::move(pid.error()));
+    return std::unexpected(std::move(started.error()));
   }
-  return std::optional<pid_t>(*pid);
+  return std::optional<runtime::StartedEnv>(*started);
 }
 
 runtime::SpawnRequest session_request(const EnvAccess& e, const std::vector<std::string>& argv) {

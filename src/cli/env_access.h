@@ -41,8 +41,8 @@ Result<runtime::Plan> env_plan(EnvAccess& e);
 /// Starts the env's init. Waits for a previous init of the env to be gone
 /// first. Returns nothing, and no error, if another togo holds the env's lock
 /// (it is starting or stopping): try connecting again.
-std::expected<std::optional<pid_t>, runtime::LaunchFailure> start_env(EnvAccess& e,
-                                                                      bool persistent, int first);
+std::expected<std::optional<runtime::StartedEnv>, runtime::LaunchFailure> start_env(
+    EnvAccess& e, bool persistent, int first);
 
 /// A session request for `argv` from this terminal, with the env's settings
 /// and identity.

@@ -1,5 +1,7 @@
 // togo run NAME [-- CMD...] and togo exec NAME -- CMD...
+#include <linux/magic.h>
 #include <sys/socket.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "cli/commands.h"
@@ -10,11 +12,23 @@ namespace togo::cli {
 
 namespace {
 
+// True for a store on FUSE. There the kernel passes neither syncfs(2) nor
+// an unmount's sync to the server (FUSE_SYNCFS goes to virtiofs only); what
+// stands in for a disk there, as the crash tests' recorder does, can see
+// the call but not the unmount.
+bool on_fuse(int dir) {
+  struct statfs st;
+  return ::fstatfs(dir, &st) == 0 && st.f_type == FUSE_SUPER_MAGIC;
+}
+
 // What the command wrote is on the disk before togo says it ended: the
-// env's files live in the store, on a drive that may be pulled next. A
-// session that ended badly may have been ended by init because that drive
-// failed: then that is what togo says.
-Result<int> ended(Result<int> r, const EnvAccess& e) {
+// env's files live in the store, on a drive that may be pulled next.
+// `unmounted`: the env this run started is gone and so is the overlay that
+// was its root, which the kernel synced the store's filesystem for when it
+// let it go: a second sync would only wait for the drive again. A session that ended
+// badly may have been ended by init because that drive failed: then that is
+// what togo says.
+Result<int> ended(Result<int> r, const EnvAccess& e, bool unmounted = false) {
   if (!r || *r == 128 + 9)
     if (auto why = store::drive_failure(e.store.path())) {
       Error err = error(ErrorKind::kFailed, e.env.name + ": stopped: " + *why,
@@ -23,7 +37,7 @@ Result<int> ended(Result<int> r, const EnvAccess& e) {
       err.exit_code = 137;
       return std::unexpected(std::move(err));
     }
-  if (r) (void)::syncfs(e.dir.get());
+  if (r && (!unmounted || on_fuse(e.dir.get()))) (void)::syncfs(e.dir.get());
   return r;
 }
 
@@ -54,6 +68,8 @@ Result<int> session(Context& c, bool may_start) {
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
       return sys_error(errno, "socketpair");
     Fd mine(pair[0]), theirs(pair[1]);
+    // Sent now, the request is there when init first looks.
+    TRY(runtime::send_spawn(mine.get(), req));
     auto started = start_env(e, /*persistent=*/false, theirs.get());
     if (!started) return launch_error(std::move(started.error()), name);
     if (!*started) {
@@ -61,12 +77,21 @@ Result<int> session(Context& c, bool may_start) {
       continue;
     }
     theirs.reset();
-    auto status = runtime::run_session(mine.get(), req);
+    // The root is an overlay of the env's own: mounted now, gone once the
+    // env ends, unless something outside holds it. A --rootfs copy root is
+    // the store's filesystem, which stays.
+    dev_t root = (*started)->root_dev;
+    bool watched = root != 0 && runtime::filesystem_mounted(root) == true;
+    auto status = runtime::run_session(mine.get(), req, /*sent=*/true);
     // The env this run started stops with its last session: wait (briefly:
     // another session may keep it up) so that it is gone when run returns.
-    if (e.settings.linger_ms == 0) runtime::wait_init_gone(e.dir.get(), 2000);
-    if (!status) return ended(launch_error(std::move(status.error()), name), e);
-    return ended(*status, e);
+    bool unmounted = false;
+    if (e.settings.linger_ms == 0) {
+      runtime::wait_init_gone(e.dir.get(), 2000);
+      unmounted = watched && runtime::filesystem_mounted(root) == false;
+    }
+    if (!status) return ended(launch_error(std::move(status.error()), name), e, unmounted);
+    return ended(*status, e, unmounted);
   }
   return error(ErrorKind::kConflict, name + ": the environment keeps starting and stopping");
 }

@@ -68,7 +68,13 @@ void copy_window_size(int from, int to) {
 
 }  // namespace
 
-std::expected<int, LaunchFailure> run_session(int channel, const SpawnRequest& req) {
+Result<void> send_spawn(int channel, const SpawnRequest& req) {
+  std::vector<int> stdio;
+  if (!req.pty) stdio = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO};
+  return send_message(channel, MsgType::kSpawn, encode(req), stdio);
+}
+
+std::expected<int, LaunchFailure> run_session(int channel, const SpawnRequest& req, bool sent) {
   auto fail125 = [](Error e) { return failure(125, std::move(e)); };
   // Signals to togo are for the command: they are read here and sent on.
   sigset_t mask, old_mask;
@@ -82,10 +88,8 @@ std::expected<int, LaunchFailure> run_session(int channel, const SpawnRequest& r
   } restore{old_mask};
   Fd sigs(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
 
-  std::vector<int> stdio;
-  if (!req.pty) stdio = {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO};
-  if (auto r = send_message(channel, MsgType::kSpawn, encode(req), stdio); !r)
-    return fail125(r.error());
+  if (!sent)
+    if (auto r = send_spawn(channel, req); !r) return fail125(r.error());
 
   auto first = recv_message(channel);
   if (!first) return fail125(first.error());

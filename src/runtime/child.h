@@ -10,11 +10,14 @@
 
 namespace togo::runtime {
 
-/// Sent by the child when a step fails; step is an index into Plan::steps.
+/// Sent by the child when a step fails (step is an index into Plan::steps),
+/// or once the env is ready (step kReady).
 struct ChildReport {
   int32_t step;
   int32_t err;
+  uint64_t root_dev;  // kReady: the device of the root's filesystem, or 0
 };
+inline constexpr int32_t kReady = -1;
 inline constexpr int32_t kStoreStep = -3;
 inline constexpr int32_t kHardenStep = -10;  // -10 no_new_privs, -11 caps, -12 seccomp
 

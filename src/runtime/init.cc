@@ -32,6 +32,10 @@ class Init {
         linger_ms_(c.linger_ms) {
     if (c.first >= 0) pending_.emplace_back(c.first);
     started_ = ::time(nullptr);
+    // The first look at the drive is one interval after the start: at the
+    // start it would put a read from the drive between every `togo run` and
+    // its command's end, and a drive that fails then fails the start.
+    drive_checked_ = now_ms();
   }
 
   [[noreturn]] void run() {

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/sysmacros.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -58,13 +59,26 @@ uint64_t start_time(pid_t pid) {
   return std::strtoull(text->c_str() + pos, nullptr, 10);
 }
 
+// Runtime state, rewritten at every start: no fsync needed. It is written
+// over in place, not replaced: a new file at every start would free the old
+// one's block (and a drive mounted with discard is told so before that
+// returns). The record has one width, so a write never shortens it; a
+// reader that catches it half written reads a pid and start time that name
+// no live process, which is what it read just before.
 Result<void> record_init(int env_dir, pid_t pid) {
-  std::string text = std::to_string(pid) + " " + std::to_string(start_time(pid)) + "\n";
-  // Runtime state, rewritten at every start: no fsync needed.
-  std::string tmp = fs::temp_name(".tmp-pid-");
-  Fd fd = TRY(sys::open_at(env_dir, tmp, O_WRONLY | O_CREAT | O_EXCL, 0644));
-  TRY(sys::write_all(fd.get(), text, kInitPid));
-  return sys::rename_at(env_dir, tmp, env_dir, kInitPid);
+  constexpr size_t kWidth = 32;  // "<pid> <start time>", spaces, "\n"
+  char text[kWidth + 1];
+  int n = std::snprintf(text, sizeof text, "%d %llu", static_cast<int>(pid),
+                        static_cast<unsigned long long>(start_time(pid)));
+  std::memset(text + n, ' ', kWidth - static_cast<size_t>(n));
+  text[kWidth - 1] = '\n';
+  Fd fd = TRY(sys::open_at(env_dir, kInitPid, O_WRONLY | O_CREAT | O_NOFOLLOW, 0644));
+  TRY(sys::write_all(fd.get(), std::string_view(text, kWidth), kInitPid));
+  struct stat st;
+  if (::fstat(fd.get(), &st) == 0 && st.st_size > static_cast<off_t>(kWidth) &&
+      ::ftruncate(fd.get(), static_cast<off_t>(kWidth)) < 0)
+    return sys_error(errno, std::string("truncating ") + kInitPid);
+  return {};
 }
 
 Result<Fd> listen_control(int env_dir) {
@@ -82,7 +96,7 @@ Result<Fd> listen_control(int env_dir) {
 
 }  // namespace
 
-std::expected<pid_t, LaunchFailure> start_env(const Plan& plan, const StartConfig& cfg) {
+std::expected<StartedEnv, LaunchFailure> start_env(const Plan& plan, const StartConfig& cfg) {
   auto fail125 = [](Error e) { return failure(125, std::move(e)); };
   auto listen = listen_control(cfg.env_dir);
   if (!listen) return fail125(listen.error());
@@ -143,12 +157,12 @@ std::expected<pid_t, LaunchFailure> start_env(const Plan& plan, const StartConfi
   (void)!::write(sync_w.get(), "g", 1);
   sync_w.reset();
 
-  // EOF: every step succeeded and init serves the control socket.
+  // kReady (or EOF): every step succeeded and init serves the control socket.
   ChildReport rep{};
   ssize_t n;
   do n = ::read(report_r.get(), &rep, sizeof rep);
   while (n < 0 && errno == EINTR);
-  if (n == static_cast<ssize_t>(sizeof rep)) {
+  if (n == static_cast<ssize_t>(sizeof rep) && rep.step != kReady) {
     ::waitpid(child, nullptr, 0);
     std::string what = "setting up";
     if (rep.step == kStoreStep)
@@ -176,7 +190,10 @@ std::expected<pid_t, LaunchFailure> start_env(const Plan& plan, const StartConfi
     return fail125(std::move(e));
   }
   if (auto r = record_init(cfg.env_dir, child); !r) return fail125(r.error());
-  return child;
+  StartedEnv started;
+  started.init = child;
+  if (n == static_cast<ssize_t>(sizeof rep)) started.root_dev = static_cast<dev_t>(rep.root_dev);
+  return started;
 }
 
 Result<std::optional<Fd>> connect_env(int env_dir) {
@@ -208,6 +225,25 @@ void wait_init_gone(int env_dir, int timeout_ms) {
   if (!pidfd.valid() || !live_init(env_dir)) return;
   struct pollfd p = {pidfd.get(), POLLIN, 0};
   ::poll(&p, 1, timeout_ms);
+}
+
+std::optional<bool> filesystem_mounted(dev_t dev) {
+#ifdef SYS_ustat
+  // ustat looks the device up among all superblocks. One that is being
+  // unmounted is waited for: the kernel syncs it (generic_shutdown_super)
+  // with its lock held, and only then marks it dying, which ustat counts as
+  // gone (EINVAL). The device number goes back to the pool after that and
+  // may name a new filesystem: then this says mounted, never the reverse.
+  unsigned major_no = major(dev), minor_no = minor(dev);
+  if (major_no > 0xfff || minor_no > 0xfffff) return std::nullopt;
+  unsigned encoded = (minor_no & 0xff) | (major_no << 8) | ((minor_no & ~0xffu) << 12);
+  alignas(8) char buf[64];  // struct ustat, which glibc no longer declares
+  if (::syscall(SYS_ustat, encoded, buf) == 0) return true;
+  if (errno == EINVAL) return false;
+#else
+  (void)dev;
+#endif
+  return std::nullopt;
 }
 
 Result<EnvStatus> query_status(int channel) {

@@ -39,9 +39,15 @@ struct StartConfig {
   std::function<Result<void>(pid_t)> before_setup;
 };
 
-/// Starts the env's init with `plan` and returns its pid once the env's
-/// root is ready and the control socket listens.
-std::expected<pid_t, LaunchFailure> start_env(const Plan& plan, const StartConfig& config);
+/// An env whose init is up.
+struct StartedEnv {
+  pid_t init = 0;
+  dev_t root_dev = 0;  // the device of its root's filesystem (0: not known)
+};
+
+/// Starts the env's init with `plan` and returns once the env's root is
+/// ready and the control socket listens.
+std::expected<StartedEnv, LaunchFailure> start_env(const Plan& plan, const StartConfig& config);
 
 /// Connects to a running env's control socket; nothing if it is not running.
 Result<std::optional<Fd>> connect_env(int env_dir);
@@ -53,10 +59,21 @@ std::optional<pid_t> live_init(int env_dir);
 /// is gone, so that its mounts are gone too.
 void wait_init_gone(int env_dir, int timeout_ms);
 
-/// Runs one session over `channel`: passes stdio (or relays a pty), forwards
-/// signals sent to togo, and returns the command's exit status. A channel
-/// that closes before the command started is kNotFound (the env went away).
-std::expected<int, LaunchFailure> run_session(int channel, const SpawnRequest& req);
+/// Whether a filesystem with device number `dev` is mounted, in any mount
+/// namespace (ustat(2)); nothing when the host cannot say. The kernel syncs
+/// a filesystem it lets go before this says it is gone.
+std::optional<bool> filesystem_mounted(dev_t dev);
+
+/// Asks for a session over `channel`, passing stdio unless `req.pty`. A
+/// request sent before the env is started waits there for its init.
+Result<void> send_spawn(int channel, const SpawnRequest& req);
+
+/// Runs one session over `channel`: sends the request (unless `sent`),
+/// passes stdio (or relays a pty), forwards signals sent to togo, and
+/// returns the command's exit status. A channel that closes before the
+/// command started is kNotFound (the env went away).
+std::expected<int, LaunchFailure> run_session(int channel, const SpawnRequest& req,
+                                              bool sent = false);
 
 /// Init's answer to kStatus.
 struct EnvStatus {

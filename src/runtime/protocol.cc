@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 namespace togo::runtime {
 
@@ -87,8 +88,11 @@ Result<void> send_message(int sock, MsgType type, const std::string& body,
 }
 
 Result<Message> recv_message(int sock) {
-  std::string buf(sizeof(Header) + kMaxMessage, '\0');
-  struct iovec iov = {buf.data(), buf.size()};
+  // Not zeroed: of a buffer this size only the pages a message fills are
+  // ever touched (messages are mostly tens of bytes).
+  constexpr size_t kSize = sizeof(Header) + kMaxMessage;
+  std::unique_ptr<char[]> buf(new char[kSize]);
+  struct iovec iov = {buf.get(), kSize};
   struct msghdr msg = {};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
@@ -114,10 +118,10 @@ Result<Message> recv_message(int sock) {
   if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) return bad_message("truncated");
   if (static_cast<size_t>(n) < sizeof(Header)) return bad_message("too short");
   Header h;
-  std::memcpy(&h, buf.data(), sizeof h);
+  std::memcpy(&h, buf.get(), sizeof h);
   if (h.size != static_cast<size_t>(n) - sizeof h) return bad_message("wrong length");
   m.type = static_cast<MsgType>(h.type);
-  m.body.assign(buf, sizeof h, h.size);
+  m.body.assign(buf.get() + sizeof h, h.size);
   return m;
 }
 

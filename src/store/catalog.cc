@@ -78,6 +78,13 @@ std::unexpected<Error> db_error(sqlite3* db, const std::string& what) {
     e.hint = "run `togo fsck`";
   }
   if (code == SQLITE_BUSY) e.hint = "another togo is writing the store; try again";
+  // A reader's read-only map of the log index (Catalog::open) found it half
+  // written by a writer that died while others kept it open; the next
+  // connection that may write it rebuilds it.
+  if (sqlite3_extended_errcode(db) == SQLITE_READONLY_RECOVERY) {
+    e.message = "catalog: " + what + ": the index of its log was left half written";
+    e.hint = "try again";
+  }
   return std::unexpected(std::move(e));
 }
 
@@ -121,14 +128,43 @@ class Stmt {
   int n_ = 0;
 };
 
+// `path` as an SQLite URI ("file:" with '%', '?' and '#' escaped, and an
+// empty authority before an absolute path) followed by `query`.
+std::string uri(const std::string& path, const std::string& query) {
+  std::string u = path.starts_with("/") ? "file://" : "file:";
+  for (char ch : path) {
+    if (ch == '%') u += "%25";
+    else if (ch == '?') u += "%3f";
+    else if (ch == '#') u += "%23";
+    else u += ch;
+  }
+  return u + "?" + query;
+}
+
 }  // namespace
 
 Result<Catalog> Catalog::open(const std::string& path, bool create) {
-  sqlite3* db = nullptr;
-  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
   register_page_check_vfs();
-  if (sqlite3_open_v2(path.c_str(), &db, flags, kPageCheckVfs) != SQLITE_OK) {
-    auto e = db_error(db, "opening " + path);
+  // A reader (a `togo run`) maps the log's index read-only: the first
+  // connection that maps it writable truncates the -shm file and writes it
+  // anew, which changes the store's filesystem (and frees blocks of it) on
+  // every run. With no writer attached SQLite reads the log itself. A
+  // catalog that must be migrated, or an index that cannot be read this
+  // way (no -shm file yet), gets the usual connection.
+  if (!create) {
+    auto reader = connect(uri(path, "readonly_shm=1"), SQLITE_OPEN_URI, false);
+    if (reader && reader->up_to_date().value_or(false)) return reader;
+  }
+  auto c = TRY(connect(path, create ? SQLITE_OPEN_CREATE : 0, create));
+  TRY(c.migrate());
+  return c;
+}
+
+Result<Catalog> Catalog::connect(const std::string& name, int flags, bool create) {
+  sqlite3* db = nullptr;
+  flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+  if (sqlite3_open_v2(name.c_str(), &db, flags, kPageCheckVfs) != SQLITE_OK) {
+    auto e = db_error(db, "opening " + name);
     sqlite3_close(db);
     return e;
   }
@@ -152,7 +188,6 @@ Result<Catalog> Catalog::open(const std::string& path, bool create) {
     if (TRY(c.page_count()) == 0) TRY(c.reserve_checksums());
     TRY(c.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"));
   }
-  TRY(c.migrate());
   return c;
 }
 
@@ -177,6 +212,12 @@ Result<void> Catalog::exec(const std::string& sql) {
     return db_error(db_, "running " + sql.substr(0, sql.find_first_of(" ;")));
   }
   return {};
+}
+
+Result<bool> Catalog::up_to_date() {
+  Stmt q(db_, "PRAGMA user_version");
+  TRY(q.step());
+  return q.integer(0) == kSchema && TRY(reserved_bytes()) == kPageCheckBytes;
 }
 
 Result<void> Catalog::migrate() {

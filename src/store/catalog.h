@@ -50,7 +50,10 @@ struct EnvRecord {
 class Catalog {
  public:
   /// Opens (creating if `create`) the catalog file and brings its schema up
-  /// to date. A schema newer than this togo knows is refused.
+  /// to date. A schema newer than this togo knows is refused. Without
+  /// `create` the connection only reads, and changes none of the catalog's
+  /// files; one process must not write through another connection to the
+  /// same catalog while it has it open (Store::lock_for_writing reopens).
   static Result<Catalog> open(const std::string& path, bool create);
   Catalog(Catalog&& o) noexcept;
   Catalog& operator=(Catalog&&) = delete;
@@ -67,6 +70,16 @@ class Catalog {
       return r;
     }
     return exec("COMMIT");
+  }
+
+  /// Runs `body` in one read transaction: its queries see one state of the
+  /// catalog, found once (a reader's every query otherwise finds it anew).
+  template <typename F>
+  Result<void> read(F&& body) {
+    TRY(exec("BEGIN"));
+    Result<void> r = body();
+    (void)exec(r ? "COMMIT" : "ROLLBACK");
+    return r;
   }
 
   Result<std::optional<LayerRecord>> find_layer(const std::string& digest);
@@ -96,6 +109,10 @@ class Catalog {
 
   Result<void> exec(const std::string& sql);
 
+  /// True for a writer's connection (open with `create`): a reader's cannot
+  /// write (see open) and leaves the log as it is when closed.
+  bool writer() const { return writer_; }
+
   /// Problems SQLite finds in the catalog's structure and references, in
   /// words; empty when there are none.
   Result<std::string> integrity_check();
@@ -116,6 +133,10 @@ class Catalog {
 
  private:
   explicit Catalog(sqlite3* db) : db_(db) {}
+  /// Opens `name` (a path, or a URI with SQLITE_OPEN_URI in `flags`).
+  static Result<Catalog> connect(const std::string& name, int flags, bool create);
+  /// True if the schema and the page layout are this togo's.
+  Result<bool> up_to_date();
   Result<void> migrate();
   Result<int64_t> page_count();
   Result<int> reserved_bytes();

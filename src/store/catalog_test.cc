@@ -4,8 +4,14 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <functional>
 #include <map>
+#include <optional>
+#include <tuple>
 
 #include "base/fs.h"
 
@@ -23,27 +29,30 @@ class CatalogTest : public ::testing::Test {
   std::string dir_;
 };
 
+// A catalog as togo's first schema left it, with one layer.
+void write_schema_one(const std::string& path) {
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+  const char* v1 =
+      "PRAGMA journal_mode=WAL;"
+      "CREATE TABLE layers (digest TEXT PRIMARY KEY, blob_size INTEGER NOT NULL,"
+      " size INTEGER NOT NULL);"
+      "CREATE TABLE images (name TEXT PRIMARY KEY, id TEXT NOT NULL, config TEXT NOT NULL,"
+      " source TEXT NOT NULL, created INTEGER NOT NULL);"
+      "CREATE TABLE image_layers (image TEXT NOT NULL, position INTEGER NOT NULL,"
+      " layer TEXT NOT NULL REFERENCES layers(digest), PRIMARY KEY (image, position));"
+      "CREATE TABLE envs (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, image TEXT NOT NULL,"
+      " rootfs TEXT NOT NULL, created INTEGER NOT NULL, settings TEXT NOT NULL DEFAULT '');"
+      "INSERT INTO layers VALUES ('sha256:old', 3, 4);"
+      "PRAGMA user_version=1;";
+  ASSERT_EQ(sqlite3_exec(raw, v1, nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(raw);
+}
+
 // A store written by an older togo keeps its layers and gains the new
 // columns, empty.
 TEST_F(CatalogTest, SchemaOneIsUpgradedKeepingItsRows) {
-  {
-    sqlite3* raw = nullptr;
-    ASSERT_EQ(sqlite3_open(db().c_str(), &raw), SQLITE_OK);
-    const char* v1 =
-        "PRAGMA journal_mode=WAL;"
-        "CREATE TABLE layers (digest TEXT PRIMARY KEY, blob_size INTEGER NOT NULL,"
-        " size INTEGER NOT NULL);"
-        "CREATE TABLE images (name TEXT PRIMARY KEY, id TEXT NOT NULL, config TEXT NOT NULL,"
-        " source TEXT NOT NULL, created INTEGER NOT NULL);"
-        "CREATE TABLE image_layers (image TEXT NOT NULL, position INTEGER NOT NULL,"
-        " layer TEXT NOT NULL REFERENCES layers(digest), PRIMARY KEY (image, position));"
-        "CREATE TABLE envs (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, image TEXT NOT NULL,"
-        " rootfs TEXT NOT NULL, created INTEGER NOT NULL, settings TEXT NOT NULL DEFAULT '');"
-        "INSERT INTO layers VALUES ('sha256:old', 3, 4);"
-        "PRAGMA user_version=1;";
-    ASSERT_EQ(sqlite3_exec(raw, v1, nullptr, nullptr, nullptr), SQLITE_OK);
-    sqlite3_close(raw);
-  }
+  ASSERT_NO_FATAL_FAILURE(write_schema_one(db()));
   auto c = Catalog::open(db(), true);
   ASSERT_TRUE(c) << c.error().message;
   auto old = c->find_layer("sha256:old");
@@ -193,6 +202,151 @@ TEST_F(CatalogTest, ANewerSchemaIsRefused) {
   ASSERT_FALSE(c);
   EXPECT_EQ(c.error().kind, ErrorKind::kConflict);
   EXPECT_NE(c.error().message.find("newer"), std::string::npos);
+}
+
+// A reader maps the log's index read-only: it writes none of the catalog's
+// files (the first writable connection would truncate and rewrite -shm).
+TEST_F(CatalogTest, AReaderChangesNoFileOfTheCatalog) {
+  {
+    auto c = Catalog::open(db(), true);
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(c->put_layer({"sha256:l1", 1, 2}));
+  }
+  auto stat_of = [](const std::string& path) {
+    struct stat st = {};
+    EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+    return std::make_tuple(st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+  };
+  auto shm = stat_of(db() + "-shm"), wal = stat_of(db() + "-wal"), main = stat_of(db());
+  {
+    auto r = Catalog::open(db(), false);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_TRUE(*r->find_layer("sha256:l1"));
+  }
+  EXPECT_EQ(stat_of(db() + "-shm"), shm);
+  EXPECT_EQ(stat_of(db() + "-wal"), wal);
+  EXPECT_EQ(stat_of(db()), main);
+}
+
+// A writer in another process, forked before this one opens the catalog
+// (SQLite's state does not cross a fork). Each step() has it run the next
+// of its steps, the first on a connection it then keeps open, and returns
+// once that is done; finish() lets it close and returns true if every step
+// worked.
+class OtherWriter {
+ public:
+  OtherWriter(const std::string& db, std::vector<std::function<Result<void>(Catalog&)>> steps) {
+    int to[2], from[2];
+    if (::pipe(to) < 0 || ::pipe(from) < 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::close(to[1]);
+      ::close(from[0]);
+      std::optional<Catalog> w;
+      char go;
+      for (auto& step : steps) {
+        if (::read(to[0], &go, 1) != 1) ::_exit(1);
+        if (!w) {
+          auto opened = Catalog::open(db, true);
+          if (!opened) ::_exit(1);
+          w.emplace(std::move(*opened));
+        }
+        if (!step(*w) || ::write(from[1], "1", 1) != 1) ::_exit(1);
+      }
+      ::_exit(::read(to[0], &go, 1) == 0 ? 0 : 1);
+    }
+    ::close(to[0]);
+    ::close(from[1]);
+    to_ = to[1];
+    from_ = from[0];
+  }
+  bool step() {
+    char done;
+    return ::write(to_, "g", 1) == 1 && ::read(from_, &done, 1) == 1;
+  }
+  bool finish() {
+    ::close(to_);
+    ::close(from_);
+    int status = 0;
+    return pid_ > 0 && ::waitpid(pid_, &status, 0) == pid_ && WIFEXITED(status) &&
+           WEXITSTATUS(status) == 0;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int to_ = -1, from_ = -1;
+};
+
+// Readers and a writer (another process) at once: a reader sees every
+// commit made before each of its queries, whether the writer came before it
+// or after.
+TEST_F(CatalogTest, AReaderSeesTheCommitsOfAWriterBesideIt) {
+  { ASSERT_TRUE(Catalog::open(db(), true)); }
+  OtherWriter w(db(), {[](Catalog& c) { return c.put_layer({"sha256:l1", 1, 2}); },
+                       [](Catalog& c) { return c.put_layer({"sha256:l2", 1, 2}); }});
+  auto early = Catalog::open(db(), false);
+  ASSERT_TRUE(early) << early.error().message;
+  EXPECT_FALSE(*early->find_layer("sha256:l1"));
+  ASSERT_TRUE(w.step());
+  EXPECT_TRUE(*early->find_layer("sha256:l1"));
+  auto late = Catalog::open(db(), false);
+  ASSERT_TRUE(late) << late.error().message;
+  EXPECT_TRUE(*late->find_layer("sha256:l1"));
+  ASSERT_TRUE(w.step());
+  EXPECT_TRUE(*late->find_layer("sha256:l2"));
+  EXPECT_TRUE(*early->find_layer("sha256:l2"));
+  EXPECT_TRUE(w.finish());
+}
+
+// A writer that died while writing the log index's header leaves it half
+// written. A reader cannot repair it through its read-only map: one that
+// opens the catalog then gets the usual connection, which does.
+TEST_F(CatalogTest, AReaderOpeningOnAHalfWrittenIndexReadsIt) {
+  { ASSERT_TRUE(Catalog::open(db(), true)); }
+  // The writer holds the index open while the reader opens.
+  OtherWriter w(db(), {[](Catalog& c) { return c.put_layer({"sha256:l1", 1, 2}); }});
+  ASSERT_TRUE(w.step());
+  // The header is kept twice (48 bytes each); copies that differ are a
+  // write that did not finish.
+  int fd = ::open((db() + "-shm").c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  const char junk[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  ASSERT_EQ(::pwrite(fd, junk, sizeof junk, 8), 8);
+  ::close(fd);
+  auto r = Catalog::open(db(), false);
+  ASSERT_TRUE(r) << r.error().message;
+  auto found = r->find_layer("sha256:l1");
+  ASSERT_TRUE(found) << found.error().message;
+  EXPECT_TRUE(*found);
+  EXPECT_TRUE(w.finish());
+}
+
+// The catalog in a directory whose name SQLite would read as part of a URI.
+TEST_F(CatalogTest, AReaderOpensAPathWithURICharacters) {
+  std::string odd = dir_ + "/a?b#c%d";
+  ASSERT_EQ(::mkdir(odd.c_str(), 0755), 0);
+  {
+    auto c = Catalog::open(odd + "/catalog.db", true);
+    ASSERT_TRUE(c) << c.error().message;
+    ASSERT_TRUE(c->put_layer({"sha256:l1", 1, 2}));
+  }
+  auto r = Catalog::open(odd + "/catalog.db", false);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_TRUE(*r->find_layer("sha256:l1"));
+  struct stat st;
+  EXPECT_NE(::stat((dir_ + "/a").c_str(), &st), 0) << "a file was made at the URI's path";
+}
+
+// A reader of a catalog an older togo wrote brings it up to date, as a
+// writer does.
+TEST_F(CatalogTest, AReaderOfAnOlderSchemaMigratesIt) {
+  ASSERT_NO_FATAL_FAILURE(write_schema_one(db()));
+  auto r = Catalog::open(db(), false);
+  ASSERT_TRUE(r) << r.error().message;
+  auto old = r->find_layer("sha256:old");
+  ASSERT_TRUE(old && *old) << (old ? "missing" : old.error().message);
+  EXPECT_EQ((*old)->tree, "");
+  EXPECT_TRUE(r->damaged()) << "schema 3's table is there";
 }
 
 }  // namespace

@@ -181,6 +181,12 @@ Result<WriterLock> Store::lock_for_writing(const std::string& what) {
     while (::flock(fd.get(), LOCK_EX) < 0)
       if (errno != EINTR) return sys_error(errno, "locking store " + path_);
   }
+  // A store opened for reading reads the catalog as a reader does (its log
+  // index mapped read-only): the writer gets a writer's connection.
+  if (!catalog_->writer()) {
+    catalog_.reset();
+    catalog_.emplace(TRY(Catalog::open(fs::join(path_, kCatalog), true)));
+  }
   // A name left in the file: its holder died before it was done.
   if (std::string holder = holder_of(fd.get()); !holder.empty()) {
     Swept swept = TRY_CTX(sweep_unnamed(*this, false), "recovering the store after an interrupted " + holder);

@@ -4,8 +4,10 @@
 // every step": counting is global across the command's threads and
 // children, in the order the kernel ran the calls.
 //
-//   togo-kill-at N COMMAND [ARGS...]
+//   togo-kill-at [--only CALL] N COMMAND [ARGS...]
 //
+// With --only, only the calls named CALL (as below: "syncfs", "renameat2")
+// count.
 // Exits with 137 if it killed the command, else with the command's status;
 // on stderr it says where it killed ("togo-kill-at: killed before #N
 // renameat2") or how many mutating calls the command made
@@ -75,8 +77,14 @@ const char* mutating_name(const __ptrace_syscall_info& si) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const char* only = nullptr;
+  if (argc > 2 && std::strcmp(argv[1], "--only") == 0) {
+    only = argv[2];
+    argv += 2;
+    argc -= 2;
+  }
   if (argc < 3) {
-    std::fprintf(stderr, "usage: togo-kill-at N COMMAND [ARGS...]\n");
+    std::fprintf(stderr, "usage: togo-kill-at [--only CALL] N COMMAND [ARGS...]\n");
     return 2;
   }
   long target = std::strtol(argv[1], nullptr, 10);
@@ -117,7 +125,8 @@ int main(int argc, char** argv) {
       __ptrace_syscall_info si{};
       if (::ptrace(PTRACE_GET_SYSCALL_INFO, pid, sizeof si, &si) > 0 &&
           si.op == PTRACE_SYSCALL_INFO_ENTRY && !killed)
-        if (const char* name = mutating_name(si); name && ++count == target) {
+        if (const char* name = mutating_name(si);
+            name && (!only || std::strcmp(name, only) == 0) && ++count == target) {
           std::fprintf(stderr, "togo-kill-at: killed before #%ld %s\n", count, name);
           killed = true;
           // Every tracee, whatever process group or session it made.
@@ -138,6 +147,6 @@ int main(int argc, char** argv) {
     ::ptrace(PTRACE_SYSCALL, pid, nullptr, deliver);
   }
   if (killed) return 137;
-  std::fprintf(stderr, "togo-kill-at: %ld mutating calls\n", count);
+  std::fprintf(stderr, "togo-kill-at: %ld %s calls\n", count, only ? only : "mutating");
   return result;
 }

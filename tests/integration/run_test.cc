@@ -83,6 +83,27 @@ TEST_P(RunTest, CopyRootfsEnvIsNotOverlay) {
   EXPECT_EQ(in_env("dev", {"test", "-e", "/root/f"}).status, 1) << "envs do not share writes";
 }
 
+// What a run wrote is on the disk when it returns. An env the run started
+// and ended has its overlay unmounted, which syncs the store's filesystem:
+// togo then makes no syncfs of its own. A root that is not an overlay of
+// its own (--rootfs copy) and an env that stays up (linger) get one.
+// togo-kill-at kills togo at its first syncfs.
+TEST_P(RunTest, AWriteIsSyncedOnceWhenTheRunEnds) {
+  ASSERT_NO_FATAL_FAILURE(create_env("solo", "test", {"--rootfs", "copy"}));
+  ASSERT_NO_FATAL_FAILURE(create_env("stays", "test"));
+  ASSERT_EQ(tg({"config", "stays", "linger=1"}).status, 0);
+  auto run_until_syncfs = [&](const std::string& env) {
+    return run({TOGO_KILL_AT, "--only", "syncfs", "1", togo_bin(), "--store", store(), "run", env,
+                "--", "/bin/sh", "-c", "echo kept > /root/f"},
+               opts());
+  };
+  RunResult dev = run_until_syncfs("dev");
+  EXPECT_EQ(dev.status, 0) << describe(dev);
+  EXPECT_EQ(in_env("dev", {"cat", "/root/f"}).out, "kept\n");
+  EXPECT_EQ(run_until_syncfs("solo").status, 137) << "a copy is not unmounted: togo syncs";
+  EXPECT_EQ(run_until_syncfs("stays").status, 137) << "the env stays up: togo syncs";
+}
+
 TEST_P(RunTest, DevicesExistAndWork) {
   RunResult r = sh("dev",
                    "for d in null zero full random urandom tty; do test -c /dev/$d || "
