@@ -20,6 +20,7 @@
 #include "runtime/idmap_apply.h"
 #include "runtime/idmap_plan.h"
 #include "runtime/userdb_env.h"
+#include "store/drive.h"
 #include "store/envs.h"
 #include "store/layout.h"
 
@@ -187,6 +188,10 @@ std::expected<std::optional<runtime::StartedEnv>, runtime::LaunchFailure> start_
   cfg.lock = lock->get();
   cfg.first = first;
   cfg.persistent = persistent;
+  // Read by init past the page cache to notice a drive that went away; not
+  // every filesystem takes O_DIRECT (tmpfs does not), and then nothing is.
+  Fd drive = store::open_past_cache(e.store.fd());
+  cfg.drive = drive.get();
   cfg.linger_ms = e.settings.linger_ms;
   auto plan = env_plan(e);
   if (!plan) return fail(std::move(plan.error()));

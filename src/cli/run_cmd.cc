@@ -25,12 +25,12 @@ bool on_fuse(int dir) {
 // env's files live in the store, on a drive that may be pulled next.
 // `unmounted`: the env this run started is gone and so is the overlay that
 // was its root, which the kernel synced the store's filesystem for when it
-// let it go: a second sync would only wait for the drive again. A session that ended
-// badly may have been ended by init because that drive failed: then that is
-// what togo says.
+// let it go: a second sync would only wait for the drive again. A session
+// that ended badly may have been ended by init because that drive failed:
+// then that is what togo says.
 Result<int> ended(Result<int> r, const EnvAccess& e, bool unmounted = false) {
   if (!r || *r == 128 + 9)
-    if (auto why = store::drive_failure(e.store.path())) {
+    if (auto why = store::drive_failure(e.store.fd(), e.store.path())) {
       Error err = error(ErrorKind::kFailed, e.env.name + ": stopped: " + *why,
                         "plug the drive back in, then `togo fsck`: what was acknowledged "
                         "before is there").error();

@@ -105,11 +105,6 @@ std::expected<StartedEnv, LaunchFailure> start_env(const Plan& plan, const Start
   struct stat st;
   if (::fstat(log->get(), &st) == 0 && st.st_size > (1 << 20)) (void)!::ftruncate(log->get(), 0);
 
-  // Read past the page cache by init to notice a drive that went away; not
-  // every filesystem takes O_DIRECT (tmpfs does not), and then nothing is.
-  auto drive = sys::open_at(cfg.env_dir, "../../togo-store", O_RDONLY | O_DIRECT | O_NOFOLLOW);
-  int drive_fd = drive ? drive->get() : -1;
-
   int sync[2], report[2];
   if (auto r = sys::pipe(sync); !r) return fail125(r.error());
   Fd sync_r(sync[0]), sync_w(sync[1]);
@@ -119,7 +114,7 @@ std::expected<StartedEnv, LaunchFailure> start_env(const Plan& plan, const Start
   long pid = ::syscall(SYS_clone, plan.clone_flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
   if (pid == 0) {
     ChildFds fds{sync_r.get(), report_w.get(), listen->get(), cfg.first,   log->get(),
-                 cfg.lock,     cfg.hold,       drive_fd,       cfg.persistent, cfg.linger_ms};
+                 cfg.lock,     cfg.hold,       cfg.drive,      cfg.persistent, cfg.linger_ms};
     child_main(plan, fds);
   }
   int clone_err = errno;

@@ -32,6 +32,8 @@ struct StartConfig {
   int lock = -1;            // the env's lock, already held; init keeps it
   int first = -1;           // a session channel for init to serve first, or -1
   int hold = -1;            // init keeps it open until the env ends, or -1
+  int drive = -1;           // a file on the store's drive opened O_DIRECT, or -1: init
+                            // reads it every few seconds to notice a drive that went away
   bool persistent = false;  // `togo start`: stay up without sessions
   int linger_ms = 0;        // otherwise: stay up this long after the last session
   /// Called with init's pid after clone, before init does anything (e.g. to
