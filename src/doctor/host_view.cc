@@ -110,4 +110,10 @@ std::string errno_text(int err) { return std::strerror(err); }
 
 std::string first_line(std::string_view s) { return trim(s.substr(0, s.find('\n'))); }
 
+std::string join(const std::vector<std::string>& items, std::string_view sep) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); i++) (out += i ? sep : "") += items[i];
+  return out;
+}
+
 }  // namespace togo::doctor

@@ -127,5 +127,7 @@ std::string trim(std::string_view s);
 std::string errno_text(int err);
 /// The first line of `s`, trimmed.
 std::string first_line(std::string_view s);
+/// `items` with `sep` between them: join({"a", "b"}) is "a, b".
+std::string join(const std::vector<std::string>& items, std::string_view sep = ", ");
 
 }  // namespace togo::doctor

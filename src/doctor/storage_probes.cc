@@ -169,9 +169,7 @@ Finding probe_mount(const HostView& v) {
     f.fix = "check that /proc is mounted";
     return f;
   }
-  std::string opts;
-  for (auto& o : m->options) opts += (opts.empty() ? "" : ",") + o;
-  f.found = m->mount_point + " is mounted " + opts;
+  f.found = m->mount_point + " is mounted " + join(m->options, ",");
   if (has(m->options, "ro") || has(m->super_options, "ro")) {
     f.status = Status::kMissing;
     f.why =
