@@ -20,7 +20,7 @@ Result<int> cmd_doctor(Context& c) {
     std::printf("%s\n", json::dump(doctor::to_json(results)).c_str());
   } else {
     std::string who = view.user_name();
-    if (!who.starts_with("uid ")) who += " (uid " + std::to_string(view.uid) + ")";
+    if (view.user_in_passwd()) who += " (uid " + std::to_string(view.uid) + ")";
     std::string header = "togo doctor: " + who + ", store " + store;
     std::fputs(doctor::format_text(results, header).c_str(), stdout);
   }

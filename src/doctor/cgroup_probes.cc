@@ -9,12 +9,11 @@
 namespace togo::doctor {
 namespace {
 
-std::string join(const std::vector<std::string>& items, const char* sep = ", ") {
+/// "a", "a and b", "a, b and c".
+std::string and_list(const std::vector<std::string>& items) {
   std::string out;
-  for (size_t i = 0; i < items.size(); i++) {
-    if (i) out += (i + 1 == items.size() && std::string(sep) == ", ") ? " and " : sep;
-    out += items[i];
-  }
+  for (size_t i = 0; i < items.size(); i++)
+    (out += i == 0 ? "" : i + 1 == items.size() ? " and " : ", ") += items[i];
   return out;
 }
 
@@ -52,13 +51,13 @@ Finding probe_cgroups(const HostView& v) {
   }
   const bool root = v.uid == 0;
   if (!work.empty()) {
-    f.found += "; " + join(work) + (work.size() == 1 ? " works" : " work") + " (" +
+    f.found += "; " + and_list(work) + (work.size() == 1 ? " works" : " work") + " (" +
                (root ? "as root, " : "delegated to " + v.user_name() + ", ") + "through " +
-               join(versions, " and ") + (root ? "" : " under " + join(bases)) + ")";
+               join(versions, " and ") + (root ? "" : " under " + and_list(bases)) + ")";
   }
   if (fail.empty()) return f;
   f.status = Status::kDegraded;
-  f.found += "; " + join(fail) + (fail.size() == 1 ? " does not" : " do not");
+  f.found += "; " + and_list(fail) + (fail.size() == 1 ? " does not" : " do not");
   f.why = join(reasons, "; ");
   // The runtime's sentences carry their own remedies; say the short form.
   bool v2_limits = false;  // a v2 tree that could hold the limits, if delegated

@@ -44,8 +44,7 @@ std::string device_dir(const HostView& v, const std::string& path) {
   if (auto st = v.live.fs_stats(path); st && st->dev_major != 0)
     return block_dir(v, st->dev_major, st->dev_minor);
   // btrfs and others report an anonymous st_dev: use the mount's source.
-  std::string real = real_path(path);
-  if (auto m = mount_of(v, real.empty() ? path : real); m && m->source.starts_with("/dev/")) {
+  if (const MountEntry* m = mount_of(v, path); m && m->source.starts_with("/dev/")) {
     std::string source = real_path(v.root + m->source);
     std::string name = base(source.empty() ? m->source : source);
     // SECURITY: the source is any name a FUSE mount chose; it must name an
@@ -101,8 +100,7 @@ Finding probe_device(const HostView& v) {
   StoreSpot spot = store_spot(v);
   std::string dir = device_dir(v, spot.existing);
   if (dir.empty()) {
-    auto m =
-        mount_of(v, real_path(spot.existing).empty() ? spot.existing : real_path(spot.existing));
+    const MountEntry* m = mount_of(v, spot.existing);
     f.found = "no block device under the store" +
               (m ? " (" + m->fstype + " from " + m->source + ")" : std::string());
     return f;

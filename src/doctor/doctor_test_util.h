@@ -66,7 +66,8 @@ class Fixture {
   }
 
   /// A view of the fixture as uid `uid`, store at <root>/store (not made),
-  /// whose actions succeed and whose filesystem looks like ext4 on 8:1.
+  /// whose actions succeed and whose filesystem looks like ext4 on 8:1. Its
+  /// mount table and passwd entry are read now: write them first.
   HostView view(uid_t uid = 0) const {
     HostView v;
     v.root = root_;
@@ -105,6 +106,7 @@ class Fixture {
     v.live.output = [](const std::vector<std::string>& argv) {
       return std::optional<std::string>(argv[0].substr(argv[0].rfind('/') + 1) + " version 1.0");
     };
+    v.load_tables();
     return v;
   }
 

@@ -55,12 +55,14 @@ std::string HostView::getenv(const std::string& name) const {
 }
 
 std::string HostView::user_name() const {
-  if (auto user = runtime::find_user(read(etc() + "/passwd").value_or(""), uid)) return user->name;
-  return "uid " + std::to_string(uid);
+  return passwd_name ? *passwd_name : "uid " + std::to_string(uid);
 }
 
-bool HostView::user_in_passwd() const {
-  return runtime::find_user(read(etc() + "/passwd").value_or(""), uid).has_value();
+void HostView::load_tables() {
+  mounts = parse_mountinfo(read(proc() + "/self/mountinfo").value_or(""));
+  passwd_name.reset();
+  if (auto user = runtime::find_user(read(etc() + "/passwd").value_or(""), uid))
+    passwd_name = user->name;
 }
 
 HostView HostView::real(const std::string& store) {
@@ -81,6 +83,7 @@ HostView HostView::real(const std::string& store) {
   path += (path.empty() ? "" : ":") + std::string("/usr/sbin:/usr/bin:/sbin:/bin");
   v.which = [path](const std::string& name) { return find_program(name, path); };
   v.live = real_live();
+  v.load_tables();
   return v;
 }
 
@@ -106,5 +109,11 @@ std::string trim(std::string_view s) {
 std::string errno_text(int err) { return std::strerror(err); }
 
 std::string first_line(std::string_view s) { return trim(s.substr(0, s.find('\n'))); }
+
+std::string join(const std::vector<std::string>& items, std::string_view sep) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); i++) (out += i ? sep : "") += items[i];
+  return out;
+}
 
 }  // namespace togo::doctor

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/mountinfo.h"
 #include "doctor/kvm_probe.h"
 
 namespace togo::doctor {
@@ -80,6 +81,10 @@ struct HostView {
   std::string machine;                     // the kernel's architecture (uname -m)
   std::string exe;                         // the running togo binary
   std::map<std::string, std::string> env;  // environment variables
+  /// <proc>/self/mountinfo, parsed; empty if unreadable (load_tables).
+  std::vector<MountEntry> mounts;
+  /// This user's name in <etc>/passwd; nullopt if the uid is not there (load_tables).
+  std::optional<std::string> passwd_name;
   /// The absolute path of an installed program, or "".
   std::function<std::string(const std::string& name)> which;
   LiveProbes live;
@@ -98,7 +103,12 @@ struct HostView {
   /// This user's name from <etc>/passwd, or "uid N".
   std::string user_name() const;
   /// True when the user's name is in <etc>/passwd.
-  bool user_in_passwd() const;
+  bool user_in_passwd() const { return passwd_name.has_value(); }
+
+  /// Reads what several probes share (`mounts`, `passwd_name`) below `root`
+  /// for `uid`, so that a run reads each of those files once. real() calls
+  /// it; a view made by hand calls it once root and uid are set.
+  void load_tables();
 
   /// This host: this process's ids, environment and binary, the real files
   /// and actions; programs found in $PATH, then /usr/sbin, /usr/bin, /sbin, /bin.
@@ -117,5 +127,7 @@ std::string trim(std::string_view s);
 std::string errno_text(int err);
 /// The first line of `s`, trimmed.
 std::string first_line(std::string_view s);
+/// `items` with `sep` between them: join({"a", "b"}) is "a, b".
+std::string join(const std::vector<std::string>& items, std::string_view sep = ", ");
 
 }  // namespace togo::doctor

@@ -176,18 +176,13 @@ Finding probe_binfmt(const HostView& v) {
     std::string flags = status_field(entry, "flags");
     (flags.find('F') != std::string::npos ? with_f : without_f).push_back(arch);
   }
-  auto list = [](const std::vector<std::string>& v) {
-    std::string out;
-    for (auto& s : v) out += (out.empty() ? "" : ", ") + s;
-    return out;
-  };
   if (with_f.empty() && without_f.empty()) {
     f.status = Status::kMissing;
     f.found = "binfmt_misc is mounted, with no qemu-user handler for another architecture";
     f.why = "envs of other architectures cannot start";
     return f;
   }
-  f.found = "qemu-user handlers for " + list(with_f.empty() ? without_f : with_f);
+  f.found = "qemu-user handlers for " + join(with_f.empty() ? without_f : with_f);
   if (!without_f.empty() && with_f.empty()) {
     f.status = Status::kDegraded;
     f.found += ", registered without the F flag";
@@ -196,7 +191,7 @@ Finding probe_binfmt(const HostView& v) {
         "foreign programs fail with ENOENT";
     f.fix = "sudo apt install qemu-user-static (Debian registers its handlers with F)";
   } else if (!without_f.empty()) {
-    f.found += " (" + list(without_f) + " without the F flag, so not usable inside envs)";
+    f.found += " (" + join(without_f) + " without the F flag, so not usable inside envs)";
   }
   return f;
 }

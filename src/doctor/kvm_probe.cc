@@ -2,19 +2,17 @@
 
 #include <fcntl.h>
 #include <linux/kvm.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/time.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
-#include "base/fd.h"
+#include "doctor/child_run.h"
 
 namespace togo::doctor {
 namespace {
@@ -204,57 +202,34 @@ int ioctl_retry(int fd, unsigned long request, unsigned long arg) {
 KvmRun run_kvm_test(const std::string& device, int timeout_ms) {
   KvmRun out;
   out.total = kKvmIterations;
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) < 0) {
-    out.err = errno;
-    out.step = "creating a pipe";
-    return out;
-  }
-  Fd read_end(fds[0]), write_end(fds[1]);
   const char* path = device.c_str();
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    out.err = errno;
-    out.step = "fork";
-    return out;
+  auto c = run_child<Report>([&](int fd) { child(path, timeout_ms, fd); }, timeout_ms + 400);
+  switch (c.end) {
+    case ChildEnd::kNoPipe:
+    case ChildEnd::kNoFork:
+      out.err = c.err;
+      out.step = c.end == ChildEnd::kNoPipe ? "creating a pipe" : "fork";
+      return out;
+    case ChildEnd::kTimedOut:
+    case ChildEnd::kDied:
+      // No answer: the vcpu did not even stop for a signal.
+      out.outcome = c.end == ChildEnd::kTimedOut ? KvmOutcome::kTimedOut : KvmOutcome::kNoChild;
+      out.step = c.end == ChildEnd::kTimedOut ? "KVM_RUN (the vcpu ignored the timer)"
+                                              : "the test process";
+      out.elapsed_ms = timeout_ms + 400;
+      return out;
+    case ChildEnd::kAnswered:
+      break;
   }
-  if (pid == 0) {
-    // Only the report pipe stays open: other probes' pipes must not wait
-    // for this child (it can run for most of a second).
-    read_end.release();
-    if (::dup2(write_end.get(), 3) < 0) ::_exit(1);
-    ::close_range(4, ~0U, 0);
-    child(path, timeout_ms, 3);
-  }
-  write_end.reset();
-
-  Report r{};
-  struct pollfd p = {read_end.get(), POLLIN, 0};
-  int ready;
-  do ready = ::poll(&p, 1, timeout_ms + 400);
-  while (ready < 0 && errno == EINTR);
-  ssize_t n = ready > 0 ? ::read(read_end.get(), &r, sizeof r) : -1;
-  if (n != static_cast<ssize_t>(sizeof r)) {
-    // No answer: the vcpu did not even stop for a signal. Kill the child,
-    // and do not wait long for it (a process stuck in the kernel dies late).
-    ::kill(pid, SIGKILL);
-    out.outcome = ready == 0 ? KvmOutcome::kTimedOut : KvmOutcome::kNoChild;
-    out.step = ready == 0 ? "KVM_RUN (the vcpu ignored the timer)" : "the test process";
-    out.elapsed_ms = timeout_ms + 400;
-  } else {
-    out.outcome = static_cast<KvmOutcome>(r.outcome);
-    out.err = r.err;
-    out.step = r.step >= 0 && r.step < kStepCount ? kStepNames[r.step] : "?";
-    if (r.step == kStepOpen) out.step = "opening " + device;
-    out.exit_reason = r.exit_reason;
-    out.iterations = r.iterations;
-    out.elapsed_ms = r.elapsed_ms;
-    out.api_version = r.api_version;
-  }
-  for (int i = 0; i < 40; i++) {
-    if (::waitpid(pid, nullptr, WNOHANG) != 0) break;
-    ::usleep(5000);
-  }
+  const Report& r = c.report;
+  out.outcome = static_cast<KvmOutcome>(r.outcome);
+  out.err = r.err;
+  out.step = r.step >= 0 && r.step < kStepCount ? kStepNames[r.step] : "?";
+  if (r.step == kStepOpen) out.step = "opening " + device;
+  out.exit_reason = r.exit_reason;
+  out.iterations = r.iterations;
+  out.elapsed_ms = r.elapsed_ms;
+  out.api_version = r.api_version;
   return out;
 }
 

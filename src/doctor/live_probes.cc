@@ -1,8 +1,6 @@
 // The real LiveProbes: the few things `togo doctor` must try rather than
 // read. Anything that changes namespaces, mounts or the seccomp state runs in
-// a child process that reports {step, errno} over a pipe and is killed if it
-// does not answer in time. Between fork and _exit the children make only
-// system calls (togo runs its probes on several threads).
+// a child process (child_run.h) that reports {step, errno}.
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/filter.h>
@@ -29,6 +27,7 @@
 
 #include "base/fd.h"
 #include "base/fs.h"
+#include "doctor/child_run.h"
 #include "doctor/host_view.h"
 #include "runtime/overlay_probe.h"
 
@@ -49,49 +48,31 @@ double now_ms() {
   return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) / 1e6;
 }
 
-/// Waits for `pid` without blocking for more than `ms`; kills it first if
-/// `kill_first`.
-void reap(pid_t pid, bool kill_first, int ms = 200) {
-  if (kill_first) ::kill(pid, SIGKILL);
-  for (int waited = 0; waited <= ms; waited += 5) {
-    if (::waitpid(pid, nullptr, WNOHANG) != 0) return;
-    ::usleep(5000);
-  }
-}
-
 /// Runs `body` (system calls only) in a child and names the step it failed at.
 template <typename Body>
 Outcome in_child(Body body, std::initializer_list<const char*> steps) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) < 0) return {"creating a pipe", errno};
-  Fd r(fds[0]), w(fds[1]);
-  pid_t pid = ::fork();
-  if (pid < 0) return {"fork", errno};
-  if (pid == 0) {
-    // Forked from a process whose other probe threads hold pipes: only the
-    // report pipe stays open, so no other probe waits for this child's end.
-    if (::dup2(w.get(), 3) < 0) ::_exit(1);
-    ::close_range(4, ~0U, 0);
-    Failed f = body();
-    (void)!::write(3, &f, sizeof f);
-    ::_exit(0);
+  auto c = run_child<Failed>(
+      [&](int out) {
+        Failed f = body();
+        (void)!::write(out, &f, sizeof f);
+      },
+      kChildTimeoutMs);
+  switch (c.end) {
+    case ChildEnd::kNoPipe:
+      return {"creating a pipe", c.err};
+    case ChildEnd::kNoFork:
+      return {"fork", c.err};
+    case ChildEnd::kTimedOut:
+      return {"the test process did not answer within 500 ms", ETIMEDOUT};
+    case ChildEnd::kDied:
+      return {"the test process died", ECHILD};
+    case ChildEnd::kAnswered:
+      break;
   }
-  w.reset();
-  struct pollfd p = {r.get(), POLLIN, 0};
-  int ready;
-  do ready = ::poll(&p, 1, kChildTimeoutMs);
-  while (ready < 0 && errno == EINTR);
-  Failed f;
-  if (ready <= 0 || ::read(r.get(), &f, sizeof f) != static_cast<ssize_t>(sizeof f)) {
-    reap(pid, true);
-    return {ready == 0 ? "the test process did not answer within 500 ms" : "the test process died",
-            ready == 0 ? ETIMEDOUT : ECHILD};
-  }
-  reap(pid, false);
-  if (f.step < 0) return {};
+  if (c.report.step < 0) return {};
   auto it = steps.begin();
-  for (int i = 0; i < f.step && it != steps.end(); i++) ++it;
-  return {it == steps.end() ? "?" : *it, f.err};
+  for (int i = 0; i < c.report.step && it != steps.end(); i++) ++it;
+  return {it == steps.end() ? "?" : *it, c.report.err};
 }
 
 /// write(2) of a whole short text to a file; errno or 0. No allocation.

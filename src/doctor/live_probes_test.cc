@@ -73,6 +73,24 @@ TEST(DoctorLiveProbes, OpenAndStatAndOutput) {
   EXPECT_LT(ms_since(t), 1500);
 }
 
+TEST(DoctorHostView, SharedTablesAreReadOnceWhenTheViewIsMade) {
+  Fixture fx;
+  fx.file("etc/passwd", "alice:x:1000:1000::/home/alice:/bin/sh\n");
+  fx.mounts();
+  HostView v = fx.view(1000);
+  ASSERT_EQ(v.mounts.size(), 2u);
+  EXPECT_EQ(v.user_name(), "alice");
+  EXPECT_TRUE(v.user_in_passwd());
+  fx.file("etc/passwd", "");
+  fx.file("proc/self/mountinfo", "");
+  EXPECT_EQ(v.user_name(), "alice") << "not read again";
+  EXPECT_EQ(v.mounts.size(), 2u);
+  HostView stranger = fx.view(1000);
+  EXPECT_EQ(stranger.user_name(), "uid 1000");
+  EXPECT_FALSE(stranger.user_in_passwd());
+  EXPECT_TRUE(stranger.mounts.empty());
+}
+
 TEST(DoctorHostViewReal, SeesThisProcess) {
   HostView v = HostView::real("/tmp/store");
   EXPECT_EQ(v.uid, ::geteuid());

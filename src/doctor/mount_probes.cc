@@ -13,7 +13,7 @@ std::string fs_of(const HostView& v, const std::string& path) {
     std::string name = fs_name(st->magic);
     if (!name.empty()) return name;
   }
-  if (auto m = mount_of(v, path)) return m->fstype;
+  if (const MountEntry* m = mount_of(v, path)) return m->fstype;
   return "its filesystem";
 }
 

@@ -97,9 +97,7 @@ Finding probe_dns(const HostView& v) {
     f.why = "envs will not resolve names";
     return f;
   }
-  std::string list;
-  for (auto& s : servers) list += (list.empty() ? "" : ", ") + s;
-  f.found = "nameserver " + list + " in /etc/resolv.conf" + link;
+  f.found = "nameserver " + join(servers) + " in /etc/resolv.conf" + link;
   if (any_loopback)
     f.found +=
         "; --network host envs use it as it is, and --network private envs, which "
@@ -126,8 +124,7 @@ Finding probe_proxy(const HostView& v) {
     return f;
   }
   f.status = Status::kDegraded;
-  for (auto& s : set) f.found += (f.found.empty() ? "" : ", ") + s;
-  f.found += " in togo's environment";
+  f.found = join(set) + " in togo's environment";
   f.why =
       "togo does not pass your environment into envs: programs inside will not use the "
       "proxy unless the env sets it";

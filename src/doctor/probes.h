@@ -3,12 +3,10 @@
 // it never fails and never throws.
 #pragma once
 
-#include <optional>
 #include <string>
 
 #include "doctor/checks.h"
 #include "doctor/host_view.h"
-#include "runtime/cgroups.h"
 
 namespace togo::doctor {
 
@@ -59,10 +57,10 @@ struct StoreSpot {
 };
 StoreSpot store_spot(const HostView& v);
 
-/// The mount that holds `path` (already resolved, absolute), from
-/// <proc>/self/mountinfo: the last entry whose mount point is the longest
-/// prefix of it.
-std::optional<MountEntry> mount_of(const HostView& v, const std::string& path);
+/// The entry of the view's mount table that holds `path` (absolute; its
+/// symlinks are resolved first, where they resolve): the last one whose
+/// mount point is the longest prefix of it. Null if none does.
+const MountEntry* mount_of(const HostView& v, const std::string& path);
 
 /// A directory on the store's filesystem this user may write, for the
 /// probes that try things there: the store's tmp/, else the store, else its

@@ -175,7 +175,7 @@ Finding judge_bench(const BenchFigures& m, const BenchThresholds& limits) {
                    fixed(limits.fsync_ms, 0) + ") makes databases and dpkg wait at every commit");
   if (slow.empty()) return f;
   f.status = Status::kDegraded;
-  for (auto& s : slow) f.why += (f.why.empty() ? "" : "; ") + s;
+  f.why = join(slow, "; ");
   return f;
 }
 

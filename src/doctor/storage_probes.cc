@@ -18,11 +18,6 @@ bool has(const std::vector<std::string>& v, std::string_view s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
-std::string real_path(const std::string& p) {
-  char buf[PATH_MAX];
-  return ::realpath(p.c_str(), buf) ? std::string(buf) : p;
-}
-
 std::string dirname(const std::string& p) {
   size_t slash = p.find_last_of('/');
   return slash == 0 || slash == std::string::npos ? "/" : p.substr(0, slash);
@@ -41,9 +36,9 @@ std::string gib(uint64_t bytes) {
   return buf;
 }
 
-/// The filesystem's name: the mount table's, else statfs's magic.
-std::string fs_type(const HostView& v, const StoreSpot& spot) {
-  if (auto m = mount_of(v, real_path(spot.existing))) return m->fstype;
+/// The filesystem's name: the mount table's entry `m`, else statfs's magic.
+std::string fs_type(const HostView& v, const StoreSpot& spot, const MountEntry* m) {
+  if (m) return m->fstype;
   if (auto st = v.live.fs_stats(spot.existing)) {
     std::string name = fs_name(st->magic);
     if (!name.empty()) return name;
@@ -66,12 +61,9 @@ StoreSpot store_spot(const HostView& v) {
   return s;
 }
 
-std::optional<MountEntry> mount_of(const HostView& v, const std::string& path) {
-  auto text = v.read(v.proc() + "/self/mountinfo");
-  if (!text) return std::nullopt;
-  auto mounts = parse_mountinfo(*text);
-  const MountEntry* m = mount_holding(mounts, path);
-  return m ? std::optional<MountEntry>(*m) : std::nullopt;
+const MountEntry* mount_of(const HostView& v, const std::string& path) {
+  char buf[PATH_MAX];
+  return mount_holding(v.mounts, ::realpath(path.c_str(), buf) ? buf : path.c_str());
 }
 
 std::string scratch_dir(const HostView& v) {
@@ -132,8 +124,8 @@ std::string fs_name(int64_t magic) {
 Finding probe_filesystem(const HostView& v) {
   Finding f;
   StoreSpot spot = store_spot(v);
-  std::string fs = fs_type(v, spot);
-  auto m = mount_of(v, real_path(spot.existing));
+  const MountEntry* m = mount_of(v, spot.existing);
+  std::string fs = fs_type(v, spot, m);
   f.found = spot.path + (spot.exists ? "" : " (not created yet)") + " on " + fs +
             (m ? " (" + m->source + " at " + m->mount_point + ")" : "");
   std::string where = text::shell_quote(m ? m->mount_point : spot.existing);
@@ -170,16 +162,14 @@ Finding probe_filesystem(const HostView& v) {
 Finding probe_mount(const HostView& v) {
   Finding f;
   StoreSpot spot = store_spot(v);
-  auto m = mount_of(v, real_path(spot.existing));
+  const MountEntry* m = mount_of(v, spot.existing);
   if (!m) {
     f.status = Status::kDegraded;
     f.found = "no mount in /proc/self/mountinfo holds " + spot.existing;
     f.fix = "check that /proc is mounted";
     return f;
   }
-  std::string opts;
-  for (auto& o : m->options) opts += (opts.empty() ? "" : ",") + o;
-  f.found = m->mount_point + " is mounted " + opts;
+  f.found = m->mount_point + " is mounted " + join(m->options, ",");
   if (has(m->options, "ro") || has(m->super_options, "ro")) {
     f.status = Status::kMissing;
     f.why =

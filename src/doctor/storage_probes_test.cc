@@ -135,11 +135,16 @@ void usb_stick(Fixture& fx, const std::string& speed, const std::string& version
   fx.symlink("sys/dev/block/8:1", "../../" + kDisk + "/sdb1");
 }
 
-TEST(DoctorDeviceProbe, UsbTwoLinkIsDegraded) {
+/// probe_device for a store on that stick, over a link of `speed` Mbit/s.
+Finding probe_usb_stick(const std::string& speed, const std::string& version) {
   Fixture fx;
   mount_root(fx, "ext4");
-  usb_stick(fx, "480", "2.10");
-  Finding f = probe_device(fx.view());
+  usb_stick(fx, speed, version);
+  return probe_device(fx.view());
+}
+
+TEST(DoctorDeviceProbe, UsbTwoLinkIsDegraded) {
+  Finding f = probe_usb_stick("480", "2.10");
   EXPECT_EQ(f.status, Status::kDegraded);
   EXPECT_EQ(f.found,
             "sdb1 of sdb: USB disk Ultra Fit, removable; USB 2 link (480 Mbit/s) to "
@@ -148,19 +153,13 @@ TEST(DoctorDeviceProbe, UsbTwoLinkIsDegraded) {
 }
 
 TEST(DoctorDeviceProbe, UsbThreeDriveOnAUsbTwoPortSaysWhichPort) {
-  Fixture fx;
-  mount_root(fx, "ext4");
-  usb_stick(fx, "480", "3.20");
-  Finding f = probe_device(fx.view());
+  Finding f = probe_usb_stick("480", "3.20");
   EXPECT_EQ(f.status, Status::kDegraded);
   EXPECT_TRUE(has(f.fix, "USB 3 port")) << f.fix;
 }
 
 TEST(DoctorDeviceProbe, UsbThreeLinkIsOk) {
-  Fixture fx;
-  mount_root(fx, "ext4");
-  usb_stick(fx, "5000", "3.20");
-  Finding f = probe_device(fx.view());
+  Finding f = probe_usb_stick("5000", "3.20");
   EXPECT_EQ(f.status, Status::kOk);
   EXPECT_TRUE(has(f.found, "USB 3 link (5000 Mbit/s)")) << f.found;
 }

@@ -41,19 +41,16 @@ UsernsSysctls read_sysctls(const HostView& v) {
 void explain_userns_failure(const HostView& v, const UsernsSysctls& s, const Outcome& o,
                             Finding& f) {
   std::string failed = o.step + ": " + errno_text(o.err);
+  // A sysctl that switches them off: say which, and the setting that does not.
+  auto switched_off = [&](const std::string& what, const std::string& key, const char* is,
+                          const char* fixed) {
+    f.found = what + " are switched off (" + key + "=" + is + "); " + failed;
+    f.fix = "sudo sysctl -w " + key + "=" + fixed + " (and a file in /etc/sysctl.d/ to keep it)";
+  };
   if (s.max == "0") {
-    f.found = "user namespaces are switched off (user.max_user_namespaces=0); " + failed;
-    f.fix =
-        "sudo sysctl -w user.max_user_namespaces=15000 (and a file in /etc/sysctl.d/ to "
-        "keep it)";
+    switched_off("user namespaces", "user.max_user_namespaces", "0", "15000");
   } else if (s.clone == "0") {
-    f.found =
-        "unprivileged user namespaces are switched off "
-        "(kernel.unprivileged_userns_clone=0); " +
-        failed;
-    f.fix =
-        "sudo sysctl -w kernel.unprivileged_userns_clone=1 (and a file in /etc/sysctl.d/ "
-        "to keep it)";
+    switched_off("unprivileged user namespaces", "kernel.unprivileged_userns_clone", "0", "1");
   } else if (s.apparmor == "1") {
     f.found =
         "AppArmor restricts unprivileged user namespaces "

@@ -142,9 +142,7 @@ Finding probe_cpu_virt(const HostView& v) {
   std::vector<std::string> modules;
   for (const char* m : {"kvm_intel", "kvm_amd", "kvm_pvm", "kvm"})
     if (loaded(v, m)) modules.push_back(m);
-  std::string mods;
-  for (auto& m : modules) mods += (mods.empty() ? "" : ", ") + m;
-  std::string loaded_text = mods.empty() ? "no kvm module loaded" : "modules " + mods;
+  std::string loaded_text = modules.empty() ? "no kvm module loaded" : "modules " + join(modules);
   if (has(flags, "vmx") || has(flags, "svm")) {
     f.found =
         std::string(has(flags, "vmx") ? "Intel VT-x (vmx)" : "AMD-V (svm)") + "; " + loaded_text;

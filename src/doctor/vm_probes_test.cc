@@ -64,6 +64,7 @@ TEST(DoctorKvmProbe, GuestThatHangsIsDegraded) {
 
 TEST(DoctorKvmProbe, NoDeviceAndNoPermissionAreMissing) {
   Fixture fx;
+  fx.file("etc/passwd", "alice:x:1000:1000::/home/alice:/bin/sh\n");
   HostView v = fx.view(1000);
   v.live.kvm = [](const std::string&) { return run_of(KvmOutcome::kOpenFailed, ENOENT); };
   Finding f = probe_kvm(v);
@@ -73,7 +74,6 @@ TEST(DoctorKvmProbe, NoDeviceAndNoPermissionAreMissing) {
   fx.file("etc/group", "kvm:x:993:\n");
   fx.file("dev/kvm", "", 0660);
   ASSERT_EQ(::chown(fx.path("dev/kvm").c_str(), 0, 993), ::geteuid() == 0 ? 0 : -1);
-  fx.file("etc/passwd", "alice:x:1000:1000::/home/alice:/bin/sh\n");
   v.live.kvm = [](const std::string&) { return run_of(KvmOutcome::kOpenFailed, EACCES); };
   f = probe_kvm(v);
   EXPECT_EQ(f.status, Status::kMissing);
