@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/sys.h"
+#include "base/text.h"
 
 namespace togo::fs {
 
@@ -256,6 +257,18 @@ std::string absolute(std::string_view path) {
   std::string out;
   for (auto p : parts) (out += '/') += p;
   return out.empty() ? "/" : out;
+}
+
+std::string find_program(std::string_view name, std::string_view search_path) {
+  if (name.empty() || name.find('/') != std::string_view::npos) return {};
+  for (const std::string& dir : text::split(search_path, ':')) {
+    if (dir.empty() || dir[0] != '/') continue;
+    std::string path = dir + (dir.back() == '/' ? "" : "/") + std::string(name);
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0)
+      return path;
+  }
+  return {};
 }
 
 }  // namespace togo::fs

@@ -52,4 +52,10 @@ std::string join(std::string_view a, std::string_view b);
 /// resolution, `.` and `..` folded lexically).
 std::string absolute(std::string_view path);
 
+/// The first `dir/name` for the directories of `search_path` (':'-separated,
+/// as $PATH) that is a regular file this user may execute; "" if none. Only
+/// absolute directories are searched: a relative one ("", ".") would run
+/// whatever the working directory holds. `name` is one component.
+std::string find_program(std::string_view name, std::string_view search_path);
+
 }  // namespace togo::fs

@@ -77,7 +77,7 @@ class Fixture {
     v.machine = "x86_64";
     v.exe = "/usr/local/bin/togo";
     std::string bin = path("usr/bin");
-    v.which = [bin](const std::string& name) { return find_program(name, bin); };
+    v.which = [bin](const std::string& name) { return fs::find_program(name, bin); };
     v.live.namespaces = [](int) { return Outcome{}; };
     v.live.unprivileged_userns = [] { return Outcome{}; };
     v.live.overlay = [](const std::string&) -> Result<void> { return {}; };

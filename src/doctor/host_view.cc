@@ -81,22 +81,10 @@ HostView HostView::real(const std::string& store) {
   }
   std::string path = v.getenv("PATH");
   path += (path.empty() ? "" : ":") + std::string("/usr/sbin:/usr/bin:/sbin:/bin");
-  v.which = [path](const std::string& name) { return find_program(name, path); };
+  v.which = [path](const std::string& name) { return fs::find_program(name, path); };
   v.live = real_live();
   v.load_tables();
   return v;
-}
-
-std::string find_program(const std::string& name, const std::string& path) {
-  if (name.empty() || name.find('/') != std::string::npos) return {};
-  for (const std::string& dir : text::split(path, ':')) {
-    if (dir.empty() || dir[0] != '/') continue;
-    std::string candidate = dir + (dir.back() == '/' ? "" : "/") + name;
-    struct stat st;
-    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111) != 0)
-      return candidate;
-  }
-  return {};
 }
 
 std::string trim(std::string_view s) {

@@ -115,10 +115,6 @@ struct HostView {
   static HostView real(const std::string& store);
 };
 
-/// Searches `path` (a PATH value; relative entries skipped) for an
-/// executable regular file `name`; "" if none.
-std::string find_program(const std::string& name, const std::string& path);
-
 // Small text helpers the probes share.
 
 /// `s` without leading and trailing whitespace.

@@ -284,14 +284,9 @@ std::optional<std::string> find_helper(HelperKind kind, const std::string& searc
     const char* env = std::getenv("PATH");
     path = env && *env ? env : kDefaultPath;
   }
-  for (const std::string& dir : text::split(path, ':')) {
-    if (dir.empty() || dir[0] != '/') continue;  // never relative to the working directory
-    std::string exe = dir + "/" + std::string(helper_name(kind));
-    struct stat st;
-    if (::stat(exe.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(exe.c_str(), X_OK) == 0)
-      return exe;
-  }
-  return std::nullopt;
+  std::string exe = fs::find_program(helper_name(kind), path);
+  if (exe.empty()) return std::nullopt;
+  return exe;
 }
 
 UserNet& UserNet::operator=(UserNet&& o) noexcept {

@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "base/fd.h"
+#include "base/fs.h"
 #include "base/sys.h"
 #include "base/text.h"
 #include "runtime/userdb_env.h"
@@ -139,19 +140,9 @@ Result<void> finish_helper(Running& r) {
 }  // namespace
 
 IdHelper find_id_helper(std::string_view name, std::string_view path_env, int cap) {
-  std::vector<std::string> dirs = text::split(path_env, ':');
-  dirs.insert(dirs.end(), {"/usr/bin", "/bin"});
-  for (const std::string& dir : dirs) {
-    // SECURITY: relative PATH entries ("", ".") would run whatever the
-    // current directory holds; only absolute ones are searched.
-    if (dir.empty() || dir.front() != '/') continue;
-    std::string path = dir + (dir.back() == '/' ? "" : "/") + std::string(name);
-    struct stat st;
-    if (::stat(path.c_str(), &st) < 0 || !S_ISREG(st.st_mode) || ::access(path.c_str(), X_OK) < 0)
-      continue;
-    return IdHelper{path, id_helper_problem(path, cap)};
-  }
-  return IdHelper{{}, std::string(name) + " is not installed; " + kInstallHint};
+  std::string path = fs::find_program(name, std::string(path_env) + ":/usr/bin:/bin");
+  if (path.empty()) return IdHelper{{}, std::string(name) + " is not installed; " + kInstallHint};
+  return IdHelper{path, id_helper_problem(path, cap)};
 }
 
 Result<IdFacts> read_id_facts() {
