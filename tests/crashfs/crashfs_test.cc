@@ -27,6 +27,9 @@ namespace {
 using test::read_file;
 using test::write_file;
 
+const std::string kOld = "old contents\n";
+const std::string kNew = std::string(10000, 'n');
+
 class CrashFsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -69,22 +72,28 @@ class CrashFsTest : public ::testing::Test {
 
   std::string path(const std::string& rel) const { return store_ + "/" + rel; }
 
+  /// Records `file` (holding kOld) replaced by kNew through file.tmp and a
+  /// rename, with an fsync of the new file and one of the directory after
+  /// the rename if asked. finish() ends the recording.
+  void record_replace(bool sync_file, bool sync_dir) {
+    ASSERT_TRUE(write_file(path("file"), kOld));
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_TRUE(write_file(path("file.tmp"), kNew, sync_file));
+    ASSERT_EQ(::rename(path("file.tmp").c_str(), path("file").c_str()), 0);
+    if (sync_dir) {
+      ASSERT_TRUE(test::sync_dir(store_));
+    }
+  }
+
   test::ScratchDir dir_;
   std::string store_;
   std::optional<CrashRecorder> rec_;
 };
 
-const std::string kOld = "old contents\n";
-const std::string kNew = std::string(10000, 'n');
-
 // The right way: the new file is durable before its name is, and the name
 // is durable before we say so. No crash may show anything but old or new.
 TEST_F(CrashFsTest, AtomicReplaceLeavesOldOrNewAtEveryCut) {
-  ASSERT_TRUE(write_file(path("file"), kOld));
-  start();
-  ASSERT_TRUE(write_file(path("file.tmp"), kNew, /*sync=*/true));
-  ASSERT_EQ(::rename(path("file.tmp").c_str(), path("file").c_str()), 0);
-  ASSERT_TRUE(test::sync_dir(store_));
+  ASSERT_NO_FATAL_FAILURE(record_replace(/*sync_file=*/true, /*sync_dir=*/true));
   auto rec = finish();
   ASSERT_TRUE(rec);
   size_t saw_old = 0, saw_new = 0, at_end = 0;
@@ -110,11 +119,7 @@ TEST_F(CrashFsTest, AtomicReplaceLeavesOldOrNewAtEveryCut) {
 // Bug 1: the file is never fsynced, only the directory. The tool must find a
 // crash that leaves the new name with the data missing.
 TEST_F(CrashFsTest, RenameWithoutFileFsyncIsCaught) {
-  ASSERT_TRUE(write_file(path("file"), kOld));
-  start();
-  ASSERT_TRUE(write_file(path("file.tmp"), kNew, /*sync=*/false));
-  ASSERT_EQ(::rename(path("file.tmp").c_str(), path("file").c_str()), 0);
-  ASSERT_TRUE(test::sync_dir(store_));
+  ASSERT_NO_FATAL_FAILURE(record_replace(/*sync_file=*/false, /*sync_dir=*/true));
   auto rec = finish();
   ASSERT_TRUE(rec);
   const Mode drop[] = {Mode::kDropUnsynced};
@@ -130,10 +135,7 @@ TEST_F(CrashFsTest, RenameWithoutFileFsyncIsCaught) {
 // file; the reordered states (names persisted before data, as ext4 with
 // delayed allocation can) must show the broken one.
 TEST_F(CrashFsTest, NoFsyncAtAllIsCaughtByReorder) {
-  ASSERT_TRUE(write_file(path("file"), kOld));
-  start();
-  ASSERT_TRUE(write_file(path("file.tmp"), kNew, /*sync=*/false));
-  ASSERT_EQ(::rename(path("file.tmp").c_str(), path("file").c_str()), 0);
+  ASSERT_NO_FATAL_FAILURE(record_replace(/*sync_file=*/false, /*sync_dir=*/false));
   auto rec = finish();
   ASSERT_TRUE(rec);
   size_t broken = 0;
