@@ -27,6 +27,10 @@
 
 namespace {
 
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452  // the same number on every architecture
+#endif
+
 // Calls that change files: what a crash can interrupt. Writes to the
 // standard streams are left out.
 const char* mutating_name(const __ptrace_syscall_info& si) {
@@ -62,6 +66,7 @@ const char* mutating_name(const __ptrace_syscall_info& si) {
     case SYS_chmod: return "chmod";
     case SYS_fchmod: return "fchmod";
     case SYS_fchmodat: return "fchmodat";
+    case SYS_fchmodat2: return "fchmodat2";  // what image unpacking uses
     case SYS_chown: return "chown";
     case SYS_lchown: return "lchown";
     case SYS_fchown: return "fchown";

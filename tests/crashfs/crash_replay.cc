@@ -6,6 +6,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <vector>
@@ -45,9 +46,12 @@ Result<void> check(int r, const std::string& what) {
   return {};
 }
 
-// Copies [data, data+n) of the side file to offset `off` of `fd`.
-Result<void> copy_data(int data, uint64_t from, uint64_t n, int fd, uint64_t off) {
-  std::vector<char> buf(1 << 20);
+// Copies [data, data+n) of the side file to offset `off` of `fd` through
+// `buf`, which is grown to at most 1 MiB and kept for the next write.
+Result<void> copy_data(int data, uint64_t from, uint64_t n, int fd, uint64_t off,
+                       std::vector<char>& buf) {
+  if (buf.size() < std::min<uint64_t>(n, 1 << 20))
+    buf.resize(static_cast<size_t>(std::min<uint64_t>(n, 1 << 20)));
   while (n > 0) {
     size_t chunk = static_cast<size_t>(std::min<uint64_t>(n, buf.size()));
     ssize_t r = ::pread(data, buf.data(), chunk, static_cast<off_t>(from));
@@ -81,7 +85,8 @@ Result<void> set_owner_mode(int dir, const std::string& name, const Op& op, bool
   return {};
 }
 
-Result<void> execute(int root, int data, const Op& op, const ReplayStep& s) {
+Result<void> execute(int root, int data, std::vector<char>& buf, const Op& op,
+                     const ReplayStep& s) {
   Fd dir = TRY(open_dir(root, s.dir));
   int d = dir.get();
   const char* name = s.name.c_str();
@@ -145,7 +150,8 @@ Result<void> execute(int root, int data, const Op& op, const ReplayStep& s) {
     }
     case OpKind::kWrite: {
       Fd f = TRY(open_file(d, s, O_WRONLY));
-      TRY_CTX(copy_data(data, op.data, std::min(op.length, s.keep), f.get(), op.offset), shown(s));
+      TRY_CTX(copy_data(data, op.data, std::min(op.length, s.keep), f.get(), op.offset, buf),
+              shown(s));
       return {};
     }
     case OpKind::kFallocate: {
@@ -167,11 +173,12 @@ Result<Materialized> materialize(const std::string& snapshot_dir, const Log& log
   TRY_CTX(snapshot(snapshot_dir, dest_dir), "copying the starting tree");
   Fd root = TRY(sys::open_at(AT_FDCWD, dest_dir, O_RDONLY | O_DIRECTORY));
   Fd data;
+  std::vector<char> buf;  // one for all of the state's writes
   for (const ReplayStep& s : plan.steps) {
     const Op& op = log.ops[s.op];
     if (op.kind == OpKind::kWrite && !data.valid())
       data = TRY(sys::open_at(AT_FDCWD, log.data_path, O_RDONLY));
-    TRY_CTX(execute(root.get(), data.get(), op, s), "replaying " + log.describe(s.op));
+    TRY_CTX(execute(root.get(), data.get(), buf, op, s), "replaying " + log.describe(s.op));
   }
   return Materialized{.applied = plan.steps.size(), .dropped = std::move(plan.dropped)};
 }

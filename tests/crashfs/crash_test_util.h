@@ -17,6 +17,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/fs.h"
@@ -58,11 +59,9 @@ inline bool write_file(const std::string& path, const std::string& data, bool sy
 
 /// The file's content, or nullopt if it cannot be read.
 inline std::optional<std::string> read_file(const std::string& path) {
-  auto fd = sys::open_at(AT_FDCWD, path, O_RDONLY);
-  if (!fd) return std::nullopt;
-  auto text = sys::read_all(fd->get(), path);
+  auto text = fs::read_file(AT_FDCWD, path);
   if (!text) return std::nullopt;
-  return *text;
+  return std::move(*text);
 }
 
 /// fsync of a directory.

@@ -21,8 +21,6 @@ namespace {
 
 constexpr double kTimeout = 1.0;
 
-std::string proc_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
-
 int stat_fd(int fd, struct stat* st) {
   return ::fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
 }
@@ -315,12 +313,8 @@ void CrashFs::make_node(fuse_req_t req, fuse_ino_t parent_ino, const char* name,
     fuse_reply_err(req, errno);
     return;
   }
-  // Made as root; owned as the caller (the group of a set-group-ID
-  // directory, which the backing file system already gave).
-  struct stat pst;
-  bool setgid_dir = stat_fd(parent.fd.get(), &pst) == 0 && (pst.st_mode & S_ISGID);
-  ::fchownat(parent.fd.get(), name, ctx->uid, setgid_dir ? static_cast<gid_t>(-1) : ctx->gid,
-             AT_SYMLINK_NOFOLLOW);
+  // Made as root; owned as the caller.
+  ::fchownat(parent.fd.get(), name, ctx->uid, new_gid(parent, ctx), AT_SYMLINK_NOFOLLOW);
   if (!link && (mode & (S_ISUID | S_ISGID)) && !S_ISDIR(mode))
     ::fchmodat(parent.fd.get(), name, mode & 07777, 0);
   fuse_entry_param e;
@@ -333,18 +327,33 @@ void CrashFs::make_node(fuse_req_t req, fuse_ino_t parent_ino, const char* name,
                 : S_ISDIR(mode) ? OpKind::kMkdir
                 : S_ISREG(mode) ? OpKind::kCreate
                                 : OpKind::kMknod;
+  log_made(kind, parent, name, *n, e.attr, link);
+  fuse_reply_entry(req, &e);
+}
+
+gid_t CrashFs::new_gid(const Node& parent, const fuse_ctx* ctx) {
+  struct stat pst;
+  bool setgid_dir = stat_fd(parent.fd.get(), &pst) == 0 && (pst.st_mode & S_ISGID);
+  return setgid_dir ? static_cast<gid_t>(-1) : ctx->gid;
+}
+
+void CrashFs::log_made(OpKind kind, const Node& parent, const char* name, const Node& n,
+                       const struct stat& st, const char* link) {
   log({.kind = kind,
-       .id = n->id,
+       .id = n.id,
        .dir = parent.id,
        .name = name,
-       .mode = e.attr.st_mode,
-       .uid = e.attr.st_uid,
-       .gid = e.attr.st_gid,
-       .rdev = e.attr.st_rdev,
+       .mode = st.st_mode,
+       .uid = st.st_uid,
+       .gid = st.st_gid,
+       .rdev = st.st_rdev,
        .target = link ? link : "",
        .path = path_in(parent.id, name),
-       .ino = n->ino});
-  fuse_reply_entry(req, &e);
+       .ino = n.ino});
+}
+
+void CrashFs::log_truncated(const Node& n) {
+  log({.kind = OpKind::kSetattr, .id = n.id, .set = kSetSize, .path = path_of(n.id), .ino = n.ino});
 }
 
 void CrashFs::link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent_ino, const char* name) {

@@ -26,6 +26,9 @@
 
 namespace togo::crashfs {
 
+/// "/proc/self/fd/N": reaches the object `fd` (O_PATH too) holds by path.
+inline std::string proc_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
 /// Appends records to the log and written bytes to its side file.
 class LogWriter {
  public:
@@ -135,6 +138,15 @@ class CrashFs {
   std::string symlink_path(const Node& n);
   /// Handles reads of the signal xattrs on the root; true if `name` was one.
   bool signal(const char* name);
+  /// The group a new object in `parent` is given: the caller's, or (-1:
+  /// left as made) the set-group-ID directory's, which the backing file
+  /// system already gave.
+  gid_t new_gid(const Node& parent, const fuse_ctx* ctx);
+  /// Logs the creation of `n` as `parent`/`name` (`link`: a symlink's target).
+  void log_made(OpKind kind, const Node& parent, const char* name, const Node& n,
+                const struct stat& st, const char* link = nullptr);
+  /// Logs the truncation to 0 an open with O_TRUNC made.
+  void log_truncated(const Node& n);
   void log(Op op) { log_.record(op); }
 
   Fd backing_;

@@ -15,8 +15,6 @@
 namespace togo::crashfs {
 namespace {
 
-std::string proc_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
-
 Handle& handle(fuse_file_info* fi) { return *reinterpret_cast<Handle*>(fi->fh); }
 
 // Flags the kernel has already acted on, or that would change what the
@@ -41,11 +39,7 @@ void CrashFs::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       fuse_reply_err(req, errno);
       return;
     }
-    log({.kind = OpKind::kSetattr,
-         .id = n.id,
-         .set = kSetSize,
-         .path = path_of(n.id),
-         .ino = n.ino});
+    log_truncated(n);
   }
   fi->fh = reinterpret_cast<uint64_t>(h.release());
   fi->keep_cache = 0;
@@ -70,9 +64,7 @@ void CrashFs::create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mo
   auto h = std::make_unique<Handle>();
   h->fd.reset(fd);
   if (created) {
-    struct stat pst;
-    bool setgid_dir = ::fstat(parent.fd.get(), &pst) == 0 && (pst.st_mode & S_ISGID);
-    ::fchown(fd, ctx->uid, setgid_dir ? static_cast<gid_t>(-1) : ctx->gid);
+    ::fchown(fd, ctx->uid, new_gid(parent, ctx));
     if (mode & (S_ISUID | S_ISGID)) ::fchmod(fd, mode & 07777);
   }
   fuse_entry_param e;
@@ -83,22 +75,10 @@ void CrashFs::create(fuse_req_t req, fuse_ino_t parent_ino, const char* name, mo
   }
   h->id = n->id;
   if (created) {
-    log({.kind = OpKind::kCreate,
-         .id = n->id,
-         .dir = parent.id,
-         .name = name,
-         .mode = e.attr.st_mode,
-         .uid = e.attr.st_uid,
-         .gid = e.attr.st_gid,
-         .path = path_in(parent.id, name),
-         .ino = n->ino});
+    log_made(OpKind::kCreate, parent, name, *n, e.attr);
   } else if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY) {
     if (::ftruncate(fd, 0) == 0) {
-      log({.kind = OpKind::kSetattr,
-           .id = n->id,
-           .set = kSetSize,
-           .path = path_of(n->id),
-           .ino = n->ino});
+      log_truncated(*n);
       e.attr.st_size = 0;
     }
   }

@@ -55,34 +55,36 @@ int install_filter() {
   return seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
 }
 
-bool send_fd(int sock, int fd) {
+// A one-byte message with room for one descriptor (SCM_RIGHTS).
+struct FdMessage {
   char byte = 0;
   struct iovec iov = {&byte, 1};
   alignas(struct cmsghdr) char ctl[CMSG_SPACE(sizeof(int))] = {};
   struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = ctl;
-  msg.msg_controllen = sizeof ctl;
-  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  FdMessage() {
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctl;
+    msg.msg_controllen = sizeof ctl;
+  }
+  FdMessage(const FdMessage&) = delete;
+  FdMessage& operator=(const FdMessage&) = delete;
+};
+
+bool send_fd(int sock, int fd) {
+  FdMessage m;
+  struct cmsghdr* c = CMSG_FIRSTHDR(&m.msg);
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(sizeof(int));
   std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  return ::sendmsg(sock, &msg, 0) == 1;
+  return ::sendmsg(sock, &m.msg, 0) == 1;
 }
 
 int recv_fd(int sock) {
-  char byte;
-  struct iovec iov = {&byte, 1};
-  alignas(struct cmsghdr) char ctl[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = ctl;
-  msg.msg_controllen = sizeof ctl;
-  if (::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1) return -1;
-  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  FdMessage m;
+  if (::recvmsg(sock, &m.msg, MSG_CMSG_CLOEXEC) != 1) return -1;
+  struct cmsghdr* c = CMSG_FIRSTHDR(&m.msg);
   if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
   int fd;
   std::memcpy(&fd, CMSG_DATA(c), sizeof fd);

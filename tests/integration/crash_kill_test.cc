@@ -37,6 +37,11 @@ bool listed(const RunResult& r, const std::string& name) {
   return r.status == 0 && contains("\n" + r.out, "\n" + name + " ");
 }
 
+// Listed without `name`: a listing that fails is not "gone".
+bool unlisted(const RunResult& r, const std::string& name) {
+  return r.status == 0 && !listed(r, name);
+}
+
 std::string reads_kept(const std::function<RunResult(std::vector<std::string>)>& tg,
                        const std::string& env) {
   RunResult r = tg({"run", env, "--", "/bin/cat", "/root/f"});
@@ -64,7 +69,7 @@ const std::vector<Op>& ops() {
          return r.status == 0 ? "" : "run e2: " + describe(r);
        }},
       {"Remove", {"rm", "e1"},
-       [](const Tg& tg) { return !listed(tg({"ls"}), "e1"); },
+       [](const Tg& tg) { return unlisted(tg({"ls"}), "e1"); },
        [](const Tg&) { return std::string(); }, true},
       {"Config", {"config", "e1", "hostname=crashy"},
        [](const Tg& tg) { return contains(tg({"config", "e1"}).out, "crashy"); },
@@ -73,7 +78,7 @@ const std::vector<Op>& ops() {
          return r.out == "crashy\n" ? "" : "hostname: " + describe(r);
        }},
       {"ImageRemove", {"image", "rm", "old"},
-       [](const Tg& tg) { return !listed(tg({"image", "ls"}), "old"); },
+       [](const Tg& tg) { return unlisted(tg({"image", "ls"}), "old"); },
        [](const Tg&) { return std::string(); }},
       {"Commit", {"commit", "e1", "c"},
        [](const Tg& tg) { return listed(tg({"image", "ls"}), "c"); },
@@ -117,7 +122,7 @@ const std::vector<Op>& ops() {
        }},
       {"Gc", {"gc"},
        // The nameless image the template left is what gc removes.
-       [](const Tg& tg) { return !contains(tg({"image", "ls"}).out, "\n<none> "); },
+       [](const Tg& tg) { return unlisted(tg({"image", "ls"}), "<none>"); },
        [](const Tg&) { return std::string(); }},
   };
   return table;
@@ -203,6 +208,15 @@ TEST_P(CrashKillTest, EveryStepLeavesTheStoreWholeAndTheOpCompleteOrAbsent) {
     argv.insert(argv.end(), args.begin(), args.end());
     return run(argv, o);
   };
+  // The work store, with the same placeholders as the op's arguments.
+  std::function<RunResult(std::vector<std::string>)> tg = [&](std::vector<std::string> a) {
+    for (auto& x : a) x = expand(x);
+    return togo(work, a, o);
+  };
+  // The op's checks can tell: not complete before it, complete and usable
+  // after it ran uninterrupted (else every point would pass as one or the other).
+  ASSERT_TRUE(fresh());
+  ASSERT_FALSE(op.complete(tg)) << op.name << " is complete before it ran";
   ASSERT_TRUE(fresh());
   RunResult count = killed_at(0);
   ASSERT_EQ(count.status, 0) << describe(count);
@@ -210,19 +224,20 @@ TEST_P(CrashKillTest, EveryStepLeavesTheStoreWholeAndTheOpCompleteOrAbsent) {
   ASSERT_EQ(std::sscanf(count.err.substr(count.err.rfind("togo-kill-at: ")).c_str(),
                         "togo-kill-at: %d mutating calls", &total), 1) << count.err;
   ASSERT_GT(total, 0) << count.err;
+  ASSERT_TRUE(op.complete(tg)) << op.name << " is not complete after it ran";
+  ASSERT_EQ(op.usable(tg), "") << op.name << " after it ran";
 
   int tried = 0, failures = 0, complete = 0;
-  // The work store, with the same placeholders as the op's arguments.
-  std::function<RunResult(std::vector<std::string>)> tg = [&](std::vector<std::string> a) {
-    for (auto& x : a) x = expand(x);
-    return togo(work, a, o);
-  };
+  bool ran_through = false;
   // Until the op runs to its end before the point: threads and the env's
   // processes can make the count differ a little from run to run.
   for (int n = 1; n <= 2 * total + 10; n++) {
     ASSERT_TRUE(fresh());
     RunResult k = killed_at(n);
-    if (k.status == 0 && n > total / 2) break;
+    if (k.status == 0 && n > total / 2) {
+      ran_through = true;
+      break;
+    }
     ASSERT_EQ(k.status, 137) << "point " << n << " of " << total << ": " << describe(k);
     tried++;
     size_t before = k.err.find("before");
@@ -255,6 +270,7 @@ TEST_P(CrashKillTest, EveryStepLeavesTheStoreWholeAndTheOpCompleteOrAbsent) {
     }
     failures += !ok || !lost.empty();
   }
+  EXPECT_TRUE(ran_through) << "killed at every point up to " << 2 * total + 10 << " of " << total;
   std::printf("crash points: %s (%s): %d mutating calls, %d tried, %d complete, %d failures\n",
               op.name, as_name(as).c_str(), total, tried, complete, failures);
 }

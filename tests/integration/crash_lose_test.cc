@@ -62,6 +62,8 @@ TEST_P(CrashLoseTest, EveryCrashStateKeepsWhatWasAcknowledged) {
     RunResult r = tg(store, step);
     ASSERT_EQ(r.status, 0) << step[0] << " " << describe(r);
   }
+  RunResult before = tg(store, {"image", "ls"});
+  ASSERT_TRUE(contains("\n" + before.out, "\n<none> ")) << "no garbage for gc: " << describe(before);
 
   auto rec = crashfs::CrashRecorder::start(store);
   ASSERT_TRUE(rec) << rec.error().message;
@@ -136,7 +138,10 @@ TEST_P(CrashLoseTest, EveryCrashStateKeepsWhatWasAcknowledged) {
     auto check_str = [&](const std::string& what) { check(!what.empty(), what); };
     RunResult f = tg(st, {"fsck"});
     check(f.status != 0, "fsck: " + describe(f));
-    std::string images = "\n" + tg(st, {"image", "ls"}).out, envs = "\n" + tg(st, {"ls"}).out;
+    RunResult image_ls = tg(st, {"image", "ls"}), ls = tg(st, {"ls"});
+    check(image_ls.status != 0, "image ls: " + describe(image_ls));
+    check(ls.status != 0, "ls: " + describe(ls));
+    std::string images = "\n" + image_ls.out, envs = "\n" + ls.out;
     auto has_image = [&](const std::string& n) { return contains(images, "\n" + n + " "); };
     auto has_env = [&](const std::string& n) { return contains(envs, "\n" + n + " "); };
     without_b += !has_image("b");
