@@ -222,11 +222,11 @@ Result<StagedLayer> stage_layer(store::Store& st, const std::string& stage, int 
   StagedLayer out;
   out.record = {r.digest, r.blob_size, r.unpacked, r.diff_id, r.media_type,
                 Sha256::digest_of(listing), true};
-  // A stored layer `togo fsck` marked damaged is replaced, blob and tree.
-  auto known = TRY(st.catalog().find_layer(r.digest));
-  bool damaged = known && TRY(st.catalog().layer_damaged(r.digest));
-  out.known = known && known->unpacked && !damaged;
-  out.blob_placed = known && !damaged;  // packed: the same blob is stored already
+  // A stored layer `togo fsck` marked damaged is not known: it is replaced,
+  // blob and tree.
+  auto known = TRY(st.catalog().find_known_layer(r.digest));
+  out.known = known && known->unpacked;
+  out.blob_placed = known.has_value();  // packed: the same blob is stored already
   return out;
 }
 

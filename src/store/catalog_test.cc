@@ -81,6 +81,32 @@ TEST_F(CatalogTest, APackedLayerStaysPackedUntilItIsRecordedUnpacked) {
   EXPECT_EQ(got->tree, "sha256:t");
 }
 
+// A layer whose blob or tree fsck marked damaged is still a row (gc keeps
+// it, fsck reports it) but no longer known to an import or a pull, whose
+// content replaces it; clearing the mark makes it known again.
+TEST_F(CatalogTest, ALayerMarkedDamagedIsNotKnown) {
+  auto c = Catalog::open(db(), true);
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_TRUE(c->put_layer({"sha256:a", 1, 2, "sha256:da", ""}));
+  ASSERT_TRUE(c->put_layer({"sha256:b", 1, 2, "sha256:db", ""}));
+  EXPECT_TRUE(*c->find_known_layer("sha256:a"));
+  EXPECT_FALSE(*c->find_known_layer("sha256:missing"));
+  for (std::string object : {"blob sha256:a", "layer sha256:a"}) {
+    SCOPED_TRACE(object);
+    ASSERT_TRUE(c->mark_damaged(object, "damaged: test", 1));
+    EXPECT_FALSE(*c->find_known_layer("sha256:a"));
+    ASSERT_TRUE(*c->find_layer("sha256:a"));
+    EXPECT_TRUE((*c->find_layer("sha256:a"))->damaged);
+    auto all = *c->layers();
+    ASSERT_EQ(all.size(), 2u);
+    EXPECT_TRUE(all[0].damaged);
+    EXPECT_FALSE(all[1].damaged) << "the mark is the layer's own";
+    EXPECT_TRUE(*c->find_known_layer("sha256:b"));
+    ASSERT_TRUE(c->clear_layer_damaged("sha256:a"));
+    EXPECT_TRUE(*c->find_known_layer("sha256:a"));
+  }
+}
+
 TEST_F(CatalogTest, ImagesLayersAndEnvsRoundTrip) {
   auto c = Catalog::open(db(), true);
   ASSERT_TRUE(c) << c.error().message;
