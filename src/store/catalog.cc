@@ -337,6 +337,15 @@ Result<std::vector<LayerRecord>> Catalog::layers() {
   return out;
 }
 
+Result<std::vector<LayerRecord>> Catalog::image_layers(const std::string& id) {
+  Stmt q(db_, (std::string(kLayerCols) +
+               " JOIN image_layers ON layer = digest WHERE image = ? ORDER BY position").c_str());
+  q.bind(id);
+  std::vector<LayerRecord> out;
+  while (TRY(q.step())) out.push_back(layer_row(q));
+  return out;
+}
+
 Result<void> Catalog::put_layer(const LayerRecord& l) {
   Stmt q(db_,
          "INSERT OR REPLACE INTO layers (digest, blob_size, size, diff_id, media_type, tree, unpacked) "

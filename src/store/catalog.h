@@ -94,6 +94,9 @@ class Catalog {
   Result<void> delete_layer(const std::string& digest);
   /// Every stored layer, by digest.
   Result<std::vector<LayerRecord>> layers();
+  /// The layer rows of the image `id`'s layers, bottom first, in one query
+  /// (a layer the image names twice comes twice; one without a row, never).
+  Result<std::vector<LayerRecord>> image_layers(const std::string& id);
   /// Layers no image names.
   Result<std::vector<std::string>> unused_layers();
 

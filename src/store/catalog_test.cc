@@ -150,6 +150,13 @@ TEST_F(CatalogTest, ListsEveryLayerAndEveryImagesLayersInOrder) {
   EXPECT_EQ(by_name["uno"], (std::vector<std::string>{"sha256:b", "sha256:a"}));
   EXPECT_EQ(by_name["two"], std::vector<std::string>{"sha256:a"});
   EXPECT_EQ(by_name["empty"], std::vector<std::string>{});
+  auto rows = c->image_layers("sha256:i1");
+  ASSERT_TRUE(rows) << rows.error().message;
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].digest, "sha256:b") << "bottom first";
+  EXPECT_EQ((*rows)[0].size, 200u);
+  EXPECT_EQ((*rows)[1].digest, "sha256:a");
+  EXPECT_EQ(c->image_layers("sha256:i3")->size(), 0u);
 }
 
 TEST_F(CatalogTest, PersistsAcrossOpens) {
