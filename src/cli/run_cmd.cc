@@ -30,7 +30,7 @@ bool on_fuse(int dir) {
 // what togo says.
 Result<int> ended(Result<int> r, const EnvAccess& e, bool unmounted = false) {
   if (!r || *r == 128 + 9)
-    if (auto why = store::drive_failure(e.store.path())) {
+    if (auto why = store::drive_failure(e.store.fd(), e.store.path())) {
       Error err = error(ErrorKind::kFailed, e.env.name + ": stopped: " + *why,
                         "plug the drive back in, then `togo fsck`: what was acknowledged "
                         "before is there").error();

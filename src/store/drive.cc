@@ -21,8 +21,8 @@ std::string drive_of(const std::string& path) {
   return m ? m->source + " at " + m->mount_point : "";
 }
 
-std::optional<std::string> drive_failure(const std::string& store_path) {
-  Fd fd(::open(fs::join(store_path, kMarker).c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC));
+std::optional<std::string> drive_failure(int store_fd, const std::string& store_path) {
+  Fd fd(::openat(store_fd, kMarker, O_RDONLY | O_DIRECT | O_NOFOLLOW | O_CLOEXEC));
   int err = errno;
   if (fd.valid()) {
     alignas(4096) static unsigned char buf[4096];
