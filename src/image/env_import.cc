@@ -141,10 +141,8 @@ class Importer {
     TRY(sys::rename_at(s, stage_ + "/env", s, store::env_paths(env.id).dir, RENAME_NOREPLACE));
     env_dir_ = store::env_paths(env.id).dir;
     // A rename is durable once both directories are synced.
-    Fd envs = TRY(sys::open_at(s, store::kEnvs, O_RDONLY | O_DIRECTORY));
-    TRY(fs::sync_dir(envs.get(), store::kEnvs));
-    Fd from = TRY(sys::open_at(s, stage_, O_RDONLY | O_DIRECTORY));
-    TRY(fs::sync_dir(from.get(), stage_));
+    TRY(fs::sync_dir_at(s, store::kEnvs));
+    TRY(fs::sync_dir_at(s, stage_));
     TRY(st_.catalog().transaction([&]() -> Result<void> {
       for (auto& l : layers_)
         if (!l.known) {

@@ -287,8 +287,7 @@ Result<void> move_layer(int s, const std::string& stage, int n, const StagedLaye
     TRY(sys::mkdir_at(s, ldir, 0755));
     TRY(sys::rename_at(s, base + ".root", s, store::layer_root(digest)));
     TRY(sys::rename_at(s, base + ".files", s, store::layer_files(digest)));
-    Fd ld = TRY(sys::open_at(s, ldir, O_RDONLY | O_DIRECTORY));
-    TRY(fs::sync_dir(ld.get(), ldir));
+    TRY(fs::sync_dir_at(s, ldir));
   }
   if (!l.blob_placed) TRY(sys::rename_at(s, base + ".blob", s, store::blob_path(digest)));
   return {};
@@ -297,10 +296,8 @@ Result<void> move_layer(int s, const std::string& stage, int n, const StagedLaye
 // The directories that gained names: layers/ (the new layers/<hex>) and
 // blobs/sha256/.
 Result<void> sync_parents(int s) {
-  Fd layers = TRY(sys::open_at(s, store::kLayers, O_RDONLY | O_DIRECTORY));
-  TRY(fs::sync_dir(layers.get(), store::kLayers));
-  Fd blobs = TRY(sys::open_at(s, store::kBlobs, O_RDONLY | O_DIRECTORY));
-  return fs::sync_dir(blobs.get(), store::kBlobs);
+  TRY(fs::sync_dir_at(s, store::kLayers));
+  return fs::sync_dir_at(s, store::kBlobs);
 }
 
 }  // namespace
@@ -318,8 +315,7 @@ Result<void> place_layers(store::Store& st, const std::string& stage,
       if (!layers[i].known) TRY(move_layer(s, stage, static_cast<int>(i), layers[i]));
     // A rename is durable once both directories are synced: the stage is
     // the other one.
-    Fd from = TRY(sys::open_at(s, stage, O_RDONLY | O_DIRECTORY));
-    TRY(fs::sync_dir(from.get(), stage));
+    TRY(fs::sync_dir_at(s, stage));
     return sync_parents(s);
   }();
   if (!moved) discard_placed(st, layers);

@@ -326,8 +326,7 @@ Result<store::ImageRecord> commit(store::Store& st, int dir, const std::string& 
   // they went to: nothing else (no syncfs, as unpacking makes) syncs its name.
   if (std::find(unpack.begin(), unpack.end(), false) != unpack.end()) {
     TRY(fs::sync_dir(dir, store::kDownloads));
-    Fd tmp = TRY(sys::open_at(st.fd(), store::kTmp, O_RDONLY | O_DIRECTORY));
-    TRY(fs::sync_dir(tmp.get(), store::kTmp));
+    TRY(fs::sync_dir_at(st.fd(), store::kTmp));
   }
   NewImage image;
   image.config = img.config;
