@@ -218,15 +218,17 @@ Result<int> cmd_image_inspect(Context& c) {
     return error(ErrorKind::kNotFound, "image " + name + ": no such image",
                  "`togo image ls` lists the images in this store");
   // The config is printed as stored, byte for byte: its digest is the id.
+  std::map<std::string, store::LayerRecord> rows;  // one query, whatever the number of layers
+  for (auto& l : TRY(st->catalog().image_layers(img->id))) rows.emplace(l.digest, l);
   std::vector<std::string> layers;
   for (auto& l : img->layers) {
-    auto rec = TRY(st->catalog().find_layer(l));
     text::JsonObject o;
     o.add("digest", l);
-    if (rec) {
-      o.add("diff_id", rec->diff_id).add("media_type", rec->media_type)
-          .add("size", rec->blob_size).add_raw("unpacked", rec->unpacked ? "true" : "false");
-      if (rec->unpacked) o.add("unpacked_size", rec->size);
+    if (auto it = rows.find(l); it != rows.end()) {
+      const store::LayerRecord& rec = it->second;
+      o.add("diff_id", rec.diff_id).add("media_type", rec.media_type)
+          .add("size", rec.blob_size).add_raw("unpacked", rec.unpacked ? "true" : "false");
+      if (rec.unpacked) o.add("unpacked_size", rec.size);
     }
     layers.push_back(o.str());
   }
