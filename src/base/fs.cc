@@ -31,6 +31,11 @@ Result<void> sync_dir(int dirfd, const std::string& what) {
   return {};
 }
 
+Result<void> sync_dir_at(int dirfd, const std::string& path) {
+  Fd dir = TRY(sys::open_at(dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
+  return sync_dir(dir.get(), path);
+}
+
 Result<void> copy_file(int in, int out, const std::string& what) {
   loff_t off = 0;
   for (;;) {

@@ -34,6 +34,10 @@ Result<void> copy_file(int in, int out, const std::string& what);
 Result<std::string> read_file(int dirfd, const std::string& path);
 /// fsync of a directory, so renames and creations in it are durable.
 Result<void> sync_dir(int dirfd, const std::string& what);
+/// sync_dir of the directory `dirfd/path`, opened without following a
+/// symlink at its end: the other side of a rename, or the parent that
+/// gained a name.
+Result<void> sync_dir_at(int dirfd, const std::string& path);
 /// Creates every missing directory of an absolute or relative path.
 Result<void> make_dirs(const std::string& path, mode_t mode = 0755);
 /// Removes `dirfd/name` and everything under it, never following symlinks,

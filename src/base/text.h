@@ -44,6 +44,8 @@ std::string ago(int64_t when, int64_t now);
 /// `s` as one word for a POSIX shell: as it is when it holds only safe
 /// characters, else in single quotes ("/media/my stick" -> "'/media/my stick'").
 std::string shell_quote(std::string_view s);
+/// Two lowercase hex digits per byte of `bytes`.
+std::string hex(std::string_view bytes);
 /// Splits on a single character; empty fields are kept.
 std::vector<std::string> split(std::string_view s, char sep);
 

@@ -44,4 +44,9 @@ TEST(Text, ShellQuoteKeepsSafeWordsAndQuotesTheRest) {
   EXPECT_EQ(shell_quote(""), "''");
 }
 
+TEST(Text, HexGivesTwoLowercaseDigitsPerByte) {
+  EXPECT_EQ(hex(std::string_view("\x00\x0f\xa5\xff", 4)), "000fa5ff");
+  EXPECT_EQ(hex(""), "");
+}
+
 }  // namespace togo::text

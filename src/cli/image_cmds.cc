@@ -44,6 +44,7 @@ void print_imported(const store::ImageRecord& img) {
 // layers of other images share.
 struct Sizes {
   uint64_t size = 0, packed = 0, shared = 0;
+  bool damaged = false;  // a layer `togo fsck --repair` marked damaged
   std::string text() const {
     if (packed == 0) return text::human_size(size);
     return (size ? text::human_size(size) + " + " : "") + text::human_size(packed) + " packed";
@@ -65,6 +66,7 @@ Result<std::map<std::string, Sizes>> image_sizes(store::Store& st,
     for (auto& l : im.layers) {
       auto it = layers.find(l);
       if (it == layers.end()) continue;
+      s.damaged = s.damaged || it->second.damaged;
       uint64_t bytes = it->second.unpacked ? it->second.size : it->second.blob_size;
       (it->second.unpacked ? s.size : s.packed) += bytes;
       if (users[l].size() > 1) s.shared += bytes;
@@ -173,13 +175,9 @@ Result<int> cmd_image_ls(Context& c) {
   auto st = TRY(store::Store::open_existing(TRY(c.store_path()), store::Store::Access::kRead));
   std::vector<store::ImageRecord> images;
   std::map<std::string, Sizes> sizes;
-  std::set<std::string> damaged;  // ids of images with a layer fsck marked damaged
   if (st) {
     images = TRY(st->catalog().images());
     sizes = TRY(image_sizes(*st, images));
-    for (auto& im : images)
-      for (auto& l : im.layers)
-        if (TRY(st->catalog().layer_damaged(l))) damaged.insert(im.id);
   }
   if (c.json()) {
     std::vector<std::string> items;
@@ -193,7 +191,7 @@ Result<int> cmd_image_ls(Context& c) {
                           .add("created", im.created)
                           .add_raw("layers", text::json_string_array(im.layers))
                           .add("source", im.source)
-                          .add_raw("damaged", damaged.count(im.id) ? "true" : "false")
+                          .add_raw("damaged", sizes[im.id].damaged ? "true" : "false")
                           .str());
     std::printf("%s\n", text::json_array(items).c_str());
     return 0;
@@ -203,7 +201,7 @@ Result<int> cmd_image_ls(Context& c) {
   int64_t now = ::time(nullptr);
   for (auto& im : images)
     rows.push_back({im.name == im.id ? "<none>" : im.name, im.id.substr(7, 12),
-                    sizes[im.id].text() + (damaged.count(im.id) ? " damaged" : ""),
+                    sizes[im.id].text() + (sizes[im.id].damaged ? " damaged" : ""),
                     text::human_size(sizes[im.id].shared),
                     text::ago(im.created, now),
                     im.source});
@@ -220,15 +218,17 @@ Result<int> cmd_image_inspect(Context& c) {
     return error(ErrorKind::kNotFound, "image " + name + ": no such image",
                  "`togo image ls` lists the images in this store");
   // The config is printed as stored, byte for byte: its digest is the id.
+  std::map<std::string, store::LayerRecord> rows;  // one query, whatever the number of layers
+  for (auto& l : TRY(st->catalog().image_layers(img->id))) rows.emplace(l.digest, l);
   std::vector<std::string> layers;
   for (auto& l : img->layers) {
-    auto rec = TRY(st->catalog().find_layer(l));
     text::JsonObject o;
     o.add("digest", l);
-    if (rec) {
-      o.add("diff_id", rec->diff_id).add("media_type", rec->media_type)
-          .add("size", rec->blob_size).add_raw("unpacked", rec->unpacked ? "true" : "false");
-      if (rec->unpacked) o.add("unpacked_size", rec->size);
+    if (auto it = rows.find(l); it != rows.end()) {
+      const store::LayerRecord& rec = it->second;
+      o.add("diff_id", rec.diff_id).add("media_type", rec.media_type)
+          .add("size", rec.blob_size).add_raw("unpacked", rec.unpacked ? "true" : "false");
+      if (rec.unpacked) o.add("unpacked_size", rec.size);
     }
     layers.push_back(o.str());
   }

@@ -237,7 +237,7 @@ Result<store::ImageRecord> import_dir(store::Store& st, int dir, const std::stri
     LayerExpect expect = p.layers[i];
     expect.what = "layer " + std::to_string(i + 1) + " (" + p.layer_paths[i] + ")";
     if (!expect.digest.empty())
-      if (auto known = TRY(st.catalog().find_layer(expect.digest))) {
+      if (auto known = TRY(st.catalog().find_known_layer(expect.digest))) {
         bool differs = !known->diff_id.empty() && known->diff_id != expect.diff_id;
         if (differs && known->unpacked)
           return error(ErrorKind::kBadInput, expect.what + ": the config gives diff_id " +

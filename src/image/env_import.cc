@@ -141,13 +141,14 @@ class Importer {
     TRY(sys::rename_at(s, stage_ + "/env", s, store::env_paths(env.id).dir, RENAME_NOREPLACE));
     env_dir_ = store::env_paths(env.id).dir;
     // A rename is durable once both directories are synced.
-    Fd envs = TRY(sys::open_at(s, store::kEnvs, O_RDONLY | O_DIRECTORY));
-    TRY(fs::sync_dir(envs.get(), store::kEnvs));
-    Fd from = TRY(sys::open_at(s, stage_, O_RDONLY | O_DIRECTORY));
-    TRY(fs::sync_dir(from.get(), stage_));
+    TRY(fs::sync_dir_at(s, store::kEnvs));
+    TRY(fs::sync_dir_at(s, stage_));
     TRY(st_.catalog().transaction([&]() -> Result<void> {
       for (auto& l : layers_)
-        if (!l.known) TRY(st_.catalog().put_layer(l.record));
+        if (!l.known) {
+          TRY(st_.catalog().put_layer(l.record));
+          TRY(st_.catalog().clear_layer_damaged(l.record.digest));
+        }
       if (result.image_imported) TRY(st_.catalog().put_image(img));
       return st_.catalog().put_env(env);
     }));
@@ -255,7 +256,7 @@ class Importer {
   Result<void> layer(size_t i, const oci::Descriptor& d, const std::string& diff_id) {
     std::string what = "layer " + std::to_string(i + 1) + " (" + short_id(d.digest) + ")";
     TRY_CTX(oci::layer_compression(d.media_type), what);
-    auto known = TRY(st_.catalog().find_layer(d.digest));
+    auto known = TRY(st_.catalog().find_known_layer(d.digest));
     if (known && known->unpacked && !known->diff_id.empty() && known->diff_id != diff_id)
       return error(ErrorKind::kBadInput, what + ": the config gives diff_id " + diff_id +
                                              ", the stored layer has " + known->diff_id);

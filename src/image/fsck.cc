@@ -221,25 +221,19 @@ class Checker {
     return st_.catalog().transaction([&] { return st_.catalog().put_layer(n); });
   }
 
-  // Unpacks the blob again beside the damaged tree, then swaps them.
+  // Unpacks the blob again and puts the tree in place of the damaged one
+  // as unpacking a packed layer does (durable first, every rename synced on
+  // both sides), then records the new tree's listing.
   Result<void> rebuild(const store::LayerRecord& l) {
-    int s = st_.fd();
     std::string stage = TRY(st_.make_staging_dir());
     auto work = [&]() -> Result<void> {
-      Fd sfd = TRY(sys::open_at(s, stage, O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
-      TRY(unpack_blob(st_, l.digest, sfd.get(), "root", false, {}));
-      Fd root = TRY(sys::open_at(sfd.get(), "root", O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
-      std::string listing = TRY(store::list_tree(root.get()));
-      if (::syncfs(s) < 0) return sys_error(errno, "syncing the store's filesystem");
-      TRY(sys::ensure_dir_at(s, store::layer_dir(l.digest), 0755));
-      if (sys::stat_at(s, store::layer_root(l.digest), AT_SYMLINK_NOFOLLOW))
-        TRY(sys::rename_at(s, store::layer_root(l.digest), s, stage + "/damaged"));
-      TRY(sys::rename_at(s, stage + "/root", s, store::layer_root(l.digest)));
-      Fd ld = TRY(sys::open_at(s, store::layer_dir(l.digest), O_RDONLY | O_DIRECTORY));
-      TRY(fs::sync_dir(ld.get(), store::layer_dir(l.digest)));
-      return record_listing(l, listing);
+      // The blob was held to the limits when it came in: none again.
+      std::vector<StagedLayer> staged = {
+          TRY(stage_stored_layer(st_, stage, 0, l, "unpacking its blob", {}, LayerLimits::none()))};
+      TRY(place_layers(st_, stage, staged));
+      return st_.catalog().transaction([&] { return st_.catalog().put_layer(staged[0].record); });
     }();
-    (void)fs::remove_tree(s, stage);
+    (void)fs::remove_tree(st_.fd(), stage);
     return work;
   }
 

@@ -50,10 +50,9 @@ Result<std::optional<store::LayerRecord>> known_layer_of_file(store::Store& st, 
     hash.update(buf.data(), static_cast<size_t>(n));
     off += n;
   }
-  auto rec = TRY(st.catalog().find_layer("sha256:" + hash.hex()));
-  // Layers from before diff_ids were recorded are read again for theirs;
-  // damaged ones, to be replaced.
-  if (rec && (rec->diff_id.empty() || TRY(st.catalog().layer_damaged(rec->digest)))) return std::nullopt;
+  auto rec = TRY(st.catalog().find_known_layer("sha256:" + hash.hex()));
+  // Layers from before diff_ids were recorded are read again for theirs.
+  if (rec && rec->diff_id.empty()) return std::nullopt;
   return rec;
 }
 
@@ -77,7 +76,7 @@ Result<store::ImageRecord> commit_image(store::Store& st, const std::string& sta
   bool new_content = !same || same->id != img.id;
   // Unless `togo fsck` marked some of them damaged: this content replaces them.
   if (same)
-    for (auto& d : same->layers) new_content = new_content || TRY(st.catalog().layer_damaged(d));
+    for (auto& d : same->layers) new_content = new_content || !TRY(st.catalog().find_known_layer(d));
   auto old = TRY(st.catalog().find_image(img.name));
   if (new_content) {
     TRY(place_layers(st, stage, image.layers));

@@ -188,6 +188,24 @@ Result<ReadResult> read_layer(int in, std::string_view head, int copy, int root,
   return r;
 }
 
+// SECURITY: the uncompressed content is what the image config says (when
+// it says anything), or nothing is kept.
+Result<void> check_diff_id(const ReadResult& r, const std::string& want, const std::string& what) {
+  if (want.empty() || r.diff_id == want) return {};
+  return error(ErrorKind::kBadInput,
+               what + ": uncompressed content hashes to " + r.diff_id + ", the image config says " + want);
+}
+
+// Records what stage/<n>.root (`root`) holds as stage/<n>.files, so that
+// `togo fsck` can check the tree; returns the listing's digest, the
+// layer's `tree`. `base` is stage/<n>.
+Result<std::string> stage_listing(int s, const std::string& base, int root, const std::string& what) {
+  std::string listing = TRY_CTX(store::list_tree(root), what + ": listing the unpacked tree");
+  Fd f = TRY(sys::open_at(s, base + ".files", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0444));
+  TRY(sys::write_all(f.get(), listing, "layer listing"));
+  return Sha256::digest_of(listing);
+}
+
 }  // namespace
 
 Result<StagedLayer> stage_layer(store::Store& st, const std::string& stage, int n, int in,
@@ -209,24 +227,15 @@ Result<StagedLayer> stage_layer(store::Store& st, const std::string& stage, int 
     return error(ErrorKind::kBadInput,
                  expect.what + ": digest mismatch: the blob hashes to " + r.digest + ", not " +
                      expect.digest);
-  if (!expect.diff_id.empty() && r.diff_id != expect.diff_id)
-    return error(ErrorKind::kBadInput,
-                 expect.what + ": uncompressed content hashes to " + r.diff_id +
-                     ", the image config says " + expect.diff_id);
-  // What was unpacked, recorded so that `togo fsck` can check the tree.
-  std::string listing = TRY_CTX(store::list_tree(root.get()), expect.what + ": listing the unpacked tree");
-  {
-    Fd f = TRY(sys::open_at(s, base + ".files", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0444));
-    TRY(sys::write_all(f.get(), listing, "layer listing"));
-  }
+  TRY(check_diff_id(r, expect.diff_id, expect.what));
+  std::string tree = TRY(stage_listing(s, base, root.get(), expect.what));
   StagedLayer out;
-  out.record = {r.digest, r.blob_size, r.unpacked, r.diff_id, r.media_type,
-                Sha256::digest_of(listing), true};
-  // A stored layer `togo fsck` marked damaged is replaced, blob and tree.
-  auto known = TRY(st.catalog().find_layer(r.digest));
-  bool damaged = known && TRY(st.catalog().layer_damaged(r.digest));
-  out.known = known && known->unpacked && !damaged;
-  out.blob_placed = known && !damaged;  // packed: the same blob is stored already
+  out.record = {r.digest, r.blob_size, r.unpacked, r.diff_id, r.media_type, tree, true};
+  // A stored layer `togo fsck` marked damaged is not known: it is replaced,
+  // blob and tree.
+  auto known = TRY(st.catalog().find_known_layer(r.digest));
+  out.known = known && known->unpacked;
+  out.blob_placed = known.has_value();  // packed: the same blob is stored already
   return out;
 }
 
@@ -247,18 +256,11 @@ Result<StagedLayer> stage_stored_layer(store::Store& st, const std::string& stag
                      " bytes hashing to " + read->digest + ")",
                  "run `togo fsck`");
   ReadResult r = TRY_CTX(std::move(read), what);
-  if (!rec.diff_id.empty() && r.diff_id != rec.diff_id)
-    return error(ErrorKind::kBadInput, what + ": uncompressed content hashes to " + r.diff_id +
-                                           ", the image config says " + rec.diff_id);
-  std::string listing = TRY_CTX(store::list_tree(root.get()), what + ": listing the unpacked tree");
-  {
-    Fd f = TRY(sys::open_at(s, base + ".files", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0444));
-    TRY(sys::write_all(f.get(), listing, "layer listing"));
-  }
+  TRY(check_diff_id(r, rec.diff_id, what));
   StagedLayer out;
   out.record = rec;
   out.record.size = r.unpacked;
-  out.record.tree = Sha256::digest_of(listing);
+  out.record.tree = TRY(stage_listing(s, base, root.get(), what));
   out.record.unpacked = true;
   out.blob_placed = true;
   return out;
@@ -285,8 +287,7 @@ Result<void> move_layer(int s, const std::string& stage, int n, const StagedLaye
     TRY(sys::mkdir_at(s, ldir, 0755));
     TRY(sys::rename_at(s, base + ".root", s, store::layer_root(digest)));
     TRY(sys::rename_at(s, base + ".files", s, store::layer_files(digest)));
-    Fd ld = TRY(sys::open_at(s, ldir, O_RDONLY | O_DIRECTORY));
-    TRY(fs::sync_dir(ld.get(), ldir));
+    TRY(fs::sync_dir_at(s, ldir));
   }
   if (!l.blob_placed) TRY(sys::rename_at(s, base + ".blob", s, store::blob_path(digest)));
   return {};
@@ -295,10 +296,8 @@ Result<void> move_layer(int s, const std::string& stage, int n, const StagedLaye
 // The directories that gained names: layers/ (the new layers/<hex>) and
 // blobs/sha256/.
 Result<void> sync_parents(int s) {
-  Fd layers = TRY(sys::open_at(s, store::kLayers, O_RDONLY | O_DIRECTORY));
-  TRY(fs::sync_dir(layers.get(), store::kLayers));
-  Fd blobs = TRY(sys::open_at(s, store::kBlobs, O_RDONLY | O_DIRECTORY));
-  return fs::sync_dir(blobs.get(), store::kBlobs);
+  TRY(fs::sync_dir_at(s, store::kLayers));
+  return fs::sync_dir_at(s, store::kBlobs);
 }
 
 }  // namespace
@@ -316,8 +315,7 @@ Result<void> place_layers(store::Store& st, const std::string& stage,
       if (!layers[i].known) TRY(move_layer(s, stage, static_cast<int>(i), layers[i]));
     // A rename is durable once both directories are synced: the stage is
     // the other one.
-    Fd from = TRY(sys::open_at(s, stage, O_RDONLY | O_DIRECTORY));
-    TRY(fs::sync_dir(from.get(), stage));
+    TRY(fs::sync_dir_at(s, stage));
     return sync_parents(s);
   }();
   if (!moved) discard_placed(st, layers);

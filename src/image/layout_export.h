@@ -40,6 +40,14 @@ struct LayoutOut {
   std::string config_path() const;
 };
 
+/// The config to export or push for `img` (its layers' diff_ids given): the
+/// stored one, checked against the diff_ids, or for the "{}" of an older
+/// store one made for this host (said through `notice`). A config that does
+/// not parse is an error. `shown` names the image in messages.
+Result<std::string> config_to_send(const store::ImageRecord& img,
+                                   const std::vector<std::string>& diff_ids, const std::string& shown,
+                                   const Notice& notice);
+
 /// Plans `img`. A layer goes as its stored blob, unless its blob has no OCI
 /// media type (xz, bzip2) or `decompress_all` (docker archives hold plain
 /// tars) and it is compressed: then as its uncompressed tar, whose digest is
@@ -50,14 +58,6 @@ struct LayoutOut {
 /// (said through `notice`); a config whose diff_ids are not the layers' is
 /// an error. Layers are read only when they must be decompressed, or when a
 /// store from before diff_ids were catalogued does not know a layer's.
-/// The config to export or push for `img` (its layers' diff_ids given): the
-/// stored one, checked against the diff_ids, or for the "{}" of an older
-/// store one made for this host (said through `notice`). A config that does
-/// not parse is an error. `shown` names the image in messages.
-Result<std::string> config_to_send(const store::ImageRecord& img,
-                                   const std::vector<std::string>& diff_ids, const std::string& shown,
-                                   const Notice& notice);
-
 Result<LayoutOut> plan_layout(store::Store& st, const store::ImageRecord& img, bool decompress_all,
                               const Notice& notice);
 

@@ -210,14 +210,14 @@ Result<void> download(Registry& main_reg, const Reference& ref, const RegistryOp
   });
 }
 
-/// The layers of `img` that are neither in the catalog nor downloaded.
+/// The layers of `img` that the catalog does not know (find_known_layer)
+/// and that are not downloaded.
 Result<std::vector<size_t>> missing(store::Store& st, const std::vector<Layer>& layers) {
   std::vector<size_t> out;
   for (size_t i = 0; i < layers.size(); i++) {
     const Layer& l = layers[i];
     if (l.first != i || l.partial.valid()) continue;
-    if (!TRY(st.catalog().find_layer(l.expect.digest)) || TRY(st.catalog().layer_damaged(l.expect.digest)))
-      out.push_back(i);
+    if (!TRY(st.catalog().find_known_layer(l.expect.digest))) out.push_back(i);
   }
   return out;
 }
@@ -266,7 +266,7 @@ Result<store::ImageRecord> commit(store::Store& st, int dir, const std::string& 
     Layer& l = layers[i];
     if (l.first != i) continue;
     auto known = TRY(st.catalog().find_layer(l.expect.digest));
-    if (known && l.partial.valid() && TRY(st.catalog().layer_damaged(l.expect.digest))) {
+    if (known && l.partial.valid() && known->damaged) {
       // `togo fsck` marked it damaged: the download replaces it, unpacked
       // if it was, as envs may stand on it.
       unpack[i] = o.unpack || known->unpacked;
@@ -326,8 +326,7 @@ Result<store::ImageRecord> commit(store::Store& st, int dir, const std::string& 
   // they went to: nothing else (no syncfs, as unpacking makes) syncs its name.
   if (std::find(unpack.begin(), unpack.end(), false) != unpack.end()) {
     TRY(fs::sync_dir(dir, store::kDownloads));
-    Fd tmp = TRY(sys::open_at(st.fd(), store::kTmp, O_RDONLY | O_DIRECTORY));
-    TRY(fs::sync_dir(tmp.get(), store::kTmp));
+    TRY(fs::sync_dir_at(st.fd(), store::kTmp));
   }
   NewImage image;
   image.config = img.config;

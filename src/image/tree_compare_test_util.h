@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "base/sha256.h"
+#include "base/text.h"
 
 namespace togo::image::testing {
 
@@ -37,16 +38,6 @@ namespace togo::image::testing {
 inline std::string snapshot_tree(int root);
 
 namespace detail {
-
-inline std::string hex(std::string_view s) {
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    out += d[c >> 4];
-    out += d[c & 15];
-  }
-  return out;
-}
 
 inline std::string proc_path(int dirfd, const std::string& name) {
   return "/proc/self/fd/" + std::to_string(dirfd) + "/" + name;
@@ -65,7 +56,7 @@ inline std::string xattrs_of(const std::string& path) {
     if (k.starts_with("trusted.overlay.") || k.starts_with("user.overlay.")) continue;
     char value[65536];
     ssize_t v = ::lgetxattr(path.c_str(), k.c_str(), value, sizeof value);
-    out += " xattr " + k + "=" + (v < 0 ? "error" : hex(std::string_view(value, v)));
+    out += " xattr " + k + "=" + (v < 0 ? "error" : text::hex(std::string_view(value, v)));
   }
   return out;
 }

@@ -1,6 +1,7 @@
 #include "image/unpack_image.h"
 
 #include <algorithm>
+#include <map>
 #include <thread>
 #include <vector>
 
@@ -16,6 +17,8 @@ Result<void> unpack_image(store::Store& st, const store::ImageRecord& img, const
   std::vector<std::string> diff_ids;
   if (auto config = oci::parse_config(img.config)) diff_ids = config->diff_ids;
   size_t count = img.layers.size();
+  std::map<std::string, store::LayerRecord> rows;  // one query, whatever the number of layers
+  for (auto& l : TRY(st.catalog().image_layers(img.id))) rows.emplace(l.digest, l);
   std::vector<store::LayerRecord> todo;
   std::vector<size_t> index;
   std::vector<std::string> whats;
@@ -23,16 +26,17 @@ Result<void> unpack_image(store::Store& st, const store::ImageRecord& img, const
     const std::string& digest = img.layers[i];
     std::string what = name + ": layer " + std::to_string(i + 1) + "/" + std::to_string(count) +
                        " (" + digest.substr(0, 19) + ")";
-    auto rec = TRY(st.catalog().find_layer(digest));
-    if (!rec) return error(ErrorKind::kFailed, what + ": missing from the catalog", "run `togo fsck`");
+    auto row = rows.find(digest);
+    if (row == rows.end()) return error(ErrorKind::kFailed, what + ": missing from the catalog", "run `togo fsck`");
+    const store::LayerRecord& rec = row->second;
     // SECURITY: the stored layer is the one the config names; a layer row
     // carries the claim of the image that brought it.
-    if (diff_ids.size() == count && !rec->diff_id.empty() && rec->diff_id != diff_ids[i])
+    if (diff_ids.size() == count && !rec.diff_id.empty() && rec.diff_id != diff_ids[i])
       return error(ErrorKind::kBadInput, what + ": the image config gives diff_id " + diff_ids[i] +
-                                             ", the stored layer has " + rec->diff_id);
+                                             ", the stored layer has " + rec.diff_id);
     bool twice = std::any_of(todo.begin(), todo.end(), [&](auto& t) { return t.digest == digest; });
-    if (rec->unpacked || twice) continue;
-    todo.push_back(std::move(*rec));
+    if (rec.unpacked || twice) continue;
+    todo.push_back(rec);
     index.push_back(i);
     whats.push_back(std::move(what));
   }

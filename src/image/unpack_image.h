@@ -18,8 +18,9 @@ namespace togo::image {
 /// its stored blob: several at a time, each held to the limits against
 /// decompression bombs and checked against its digest and diff_id (which
 /// must be the one the image's config gives), then made durable, moved into
-/// place, and recorded as unpacked in one catalog transaction. Layers
-/// already unpacked cost one lookup. The caller holds the writer lock.
+/// place, and recorded as unpacked in one catalog transaction. An image
+/// whose layers are all unpacked costs one catalog query. The caller holds
+/// the writer lock.
 /// Errors name the image and the layer ("image NAME: layer 2/3 (sha256:...):
 /// <why>"), and leave the store as it was. `on_layer(index)` is called
 /// before each layer is unpacked.

@@ -295,11 +295,6 @@ Result<void> Catalog::clear_damaged(const std::string& object) {
   return Stmt(db_, "DELETE FROM damaged WHERE object = ?").bind(object).run();
 }
 
-Result<bool> Catalog::layer_damaged(const std::string& digest) {
-  Stmt q(db_, "SELECT 1 FROM damaged WHERE object IN (?, ?)");
-  return q.bind("blob " + digest).bind("layer " + digest).step();
-}
-
 Result<void> Catalog::clear_layer_damaged(const std::string& digest) {
   return Stmt(db_, "DELETE FROM damaged WHERE object IN (?, ?)").bind("blob " + digest).bind("layer " + digest).run();
 }
@@ -313,10 +308,12 @@ Result<std::vector<std::pair<std::string, std::string>>> Catalog::damaged() {
 
 namespace {
 constexpr const char* kLayerCols =
-    "SELECT digest, blob_size, size, diff_id, media_type, tree, unpacked FROM layers";
+    "SELECT digest, blob_size, size, diff_id, media_type, tree, unpacked, "
+    "EXISTS (SELECT 1 FROM damaged WHERE object IN ('blob ' || digest, 'layer ' || digest)) "
+    "FROM layers";
 LayerRecord layer_row(Stmt& q) {
   return {q.text(0), static_cast<uint64_t>(q.integer(1)), static_cast<uint64_t>(q.integer(2)),
-          q.text(3), q.text(4), q.text(5), q.integer(6) != 0};
+          q.text(3), q.text(4), q.text(5), q.integer(6) != 0, q.integer(7) != 0};
 }
 }  // namespace
 
@@ -327,8 +324,23 @@ Result<std::optional<LayerRecord>> Catalog::find_layer(const std::string& digest
   return layer_row(q);
 }
 
+Result<std::optional<LayerRecord>> Catalog::find_known_layer(const std::string& digest) {
+  auto rec = TRY(find_layer(digest));
+  if (rec && rec->damaged) return std::nullopt;
+  return rec;
+}
+
 Result<std::vector<LayerRecord>> Catalog::layers() {
   Stmt q(db_, (std::string(kLayerCols) + " ORDER BY digest").c_str());
+  std::vector<LayerRecord> out;
+  while (TRY(q.step())) out.push_back(layer_row(q));
+  return out;
+}
+
+Result<std::vector<LayerRecord>> Catalog::image_layers(const std::string& id) {
+  Stmt q(db_, (std::string(kLayerCols) +
+               " JOIN image_layers ON layer = digest WHERE image = ? ORDER BY position").c_str());
+  q.bind(id);
   std::vector<LayerRecord> out;
   while (TRY(q.step())) out.push_back(layer_row(q));
   return out;

@@ -25,6 +25,9 @@ struct LayerRecord {
   /// needed the files of yet): then there is no tree, and diff_id is what
   /// the image config claims, checked when the layer is unpacked.
   bool unpacked = true;
+  /// True if `togo fsck --repair` marked the layer's blob or tree damaged
+  /// (the `damaged` table; read, never written, through this record).
+  bool damaged = false;
 };
 
 /// One name of an image. Names are unique; several names may share the same
@@ -83,10 +86,17 @@ class Catalog {
   }
 
   Result<std::optional<LayerRecord>> find_layer(const std::string& digest);
+  /// The layer `digest` as an import or a pull may reuse it: nullopt if the
+  /// store lacks it or `togo fsck` marked it damaged, whose content, brought
+  /// again, replaces it (the commit clears the mark: clear_layer_damaged).
+  Result<std::optional<LayerRecord>> find_known_layer(const std::string& digest);
   Result<void> put_layer(const LayerRecord& layer);
   Result<void> delete_layer(const std::string& digest);
   /// Every stored layer, by digest.
   Result<std::vector<LayerRecord>> layers();
+  /// The layer rows of the image `id`'s layers, bottom first, in one query
+  /// (a layer the image names twice comes twice; one without a row, never).
+  Result<std::vector<LayerRecord>> image_layers(const std::string& id);
   /// Layers no image names.
   Result<std::vector<std::string>> unused_layers();
 
@@ -125,9 +135,6 @@ class Catalog {
   Result<void> mark_damaged(const std::string& object, const std::string& reason, int64_t now);
   Result<void> clear_damaged(const std::string& object);
   Result<std::vector<std::pair<std::string, std::string>>> damaged();
-  /// True if the layer `digest`'s blob or unpacked tree is marked damaged:
-  /// importing or pulling its content again replaces it.
-  Result<bool> layer_damaged(const std::string& digest);
   /// Clears the marks of the layer `digest` (its blob and tree were replaced).
   Result<void> clear_layer_damaged(const std::string& digest);
 

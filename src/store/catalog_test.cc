@@ -81,6 +81,32 @@ TEST_F(CatalogTest, APackedLayerStaysPackedUntilItIsRecordedUnpacked) {
   EXPECT_EQ(got->tree, "sha256:t");
 }
 
+// A layer whose blob or tree fsck marked damaged is still a row (gc keeps
+// it, fsck reports it) but no longer known to an import or a pull, whose
+// content replaces it; clearing the mark makes it known again.
+TEST_F(CatalogTest, ALayerMarkedDamagedIsNotKnown) {
+  auto c = Catalog::open(db(), true);
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_TRUE(c->put_layer({"sha256:a", 1, 2, "sha256:da", ""}));
+  ASSERT_TRUE(c->put_layer({"sha256:b", 1, 2, "sha256:db", ""}));
+  EXPECT_TRUE(*c->find_known_layer("sha256:a"));
+  EXPECT_FALSE(*c->find_known_layer("sha256:missing"));
+  for (std::string object : {"blob sha256:a", "layer sha256:a"}) {
+    SCOPED_TRACE(object);
+    ASSERT_TRUE(c->mark_damaged(object, "damaged: test", 1));
+    EXPECT_FALSE(*c->find_known_layer("sha256:a"));
+    ASSERT_TRUE(*c->find_layer("sha256:a"));
+    EXPECT_TRUE((*c->find_layer("sha256:a"))->damaged);
+    auto all = *c->layers();
+    ASSERT_EQ(all.size(), 2u);
+    EXPECT_TRUE(all[0].damaged);
+    EXPECT_FALSE(all[1].damaged) << "the mark is the layer's own";
+    EXPECT_TRUE(*c->find_known_layer("sha256:b"));
+    ASSERT_TRUE(c->clear_layer_damaged("sha256:a"));
+    EXPECT_TRUE(*c->find_known_layer("sha256:a"));
+  }
+}
+
 TEST_F(CatalogTest, ImagesLayersAndEnvsRoundTrip) {
   auto c = Catalog::open(db(), true);
   ASSERT_TRUE(c) << c.error().message;
@@ -124,6 +150,13 @@ TEST_F(CatalogTest, ListsEveryLayerAndEveryImagesLayersInOrder) {
   EXPECT_EQ(by_name["uno"], (std::vector<std::string>{"sha256:b", "sha256:a"}));
   EXPECT_EQ(by_name["two"], std::vector<std::string>{"sha256:a"});
   EXPECT_EQ(by_name["empty"], std::vector<std::string>{});
+  auto rows = c->image_layers("sha256:i1");
+  ASSERT_TRUE(rows) << rows.error().message;
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].digest, "sha256:b") << "bottom first";
+  EXPECT_EQ((*rows)[0].size, 200u);
+  EXPECT_EQ((*rows)[1].digest, "sha256:a");
+  EXPECT_EQ(c->image_layers("sha256:i3")->size(), 0u);
 }
 
 TEST_F(CatalogTest, PersistsAcrossOpens) {

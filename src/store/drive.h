@@ -20,8 +20,10 @@ Fd open_past_cache(int store_fd);
 
 /// If reading the store's marker past the page cache fails with an I/O
 /// error, what to tell a person ("the drive holding the store (...) returns
-/// I/O errors: ..."); nothing while the drive answers. `store_path` is for
-/// the message.
+/// I/O errors: ..."); nothing while the drive answers. The marker is
+/// opened relative to `store_fd`, the store's directory, so it is the
+/// drive this store is on that is asked (not whatever is mounted at
+/// `store_path` now, which only names it in the message).
 std::optional<std::string> drive_failure(int store_fd, const std::string& store_path);
 
 }  // namespace togo::store

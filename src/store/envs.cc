@@ -35,10 +35,8 @@ Result<void> create_env(Store& st, const EnvRecord& env,
     TRY(sys::rename_at(s, stage, s, p.dir, RENAME_NOREPLACE));
     moved = true;
     // A rename is durable once both directories are synced.
-    Fd envs = TRY(sys::open_at(s, kEnvs, O_RDONLY | O_DIRECTORY));
-    TRY(fs::sync_dir(envs.get(), kEnvs));
-    Fd tmp = TRY(sys::open_at(s, kTmp, O_RDONLY | O_DIRECTORY));
-    TRY(fs::sync_dir(tmp.get(), kTmp));
+    TRY(fs::sync_dir_at(s, kEnvs));
+    TRY(fs::sync_dir_at(s, kTmp));
     return st.catalog().transaction([&] { return st.catalog().put_env(env); });
   }();
   if (!work) {

@@ -16,6 +16,7 @@
 #include "base/fs.h"
 #include "base/sha256.h"
 #include "base/sys.h"
+#include "base/text.h"
 
 namespace togo::store {
 
@@ -33,16 +34,6 @@ void append_escaped(std::string& out, std::string_view s) {
       out += static_cast<char>(c);
     }
   }
-}
-
-std::string hex(std::string_view s) {
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    out += d[c >> 4];
-    out += d[c & 15];
-  }
-  return out;
 }
 
 // "key=hexvalue,..." sorted by key. Symlinks and special files are read
@@ -66,7 +57,7 @@ Result<std::string> xattrs_of(int fd, int dirfd, const std::string& name, const 
     // the recorded and the checked listing alike.
     if (m < 0 && (errno == ENODATA || errno == EPERM || errno == EACCES)) continue;
     if (m < 0) return sys_error(errno, "reading xattr " + key + " of " + shown);
-    kv[key] = hex(std::string_view(val, static_cast<size_t>(m)));
+    kv[key] = text::hex(std::string_view(val, static_cast<size_t>(m)));
   }
   std::string out;
   for (auto& [k, v] : kv) {

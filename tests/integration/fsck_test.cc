@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <memory>
 #include <random>
+#include <utility>
 
 #include "fixture.h"
 
@@ -58,6 +59,35 @@ class FsckTest : public TogoTest {
     std::vector<std::string> out;
     for (auto& l : lines_of(r.out)) out.push_back(l.substr(1));
     return out;
+  }
+
+  // Damages one file of the layer and its blob, so that `fsck --repair`
+  // cannot rebuild it and marks it. Returns the file and what it held.
+  std::pair<std::string, std::optional<std::string>> damage_beyond_repair() {
+    auto files = layer_files();
+    std::string f = store() + "/layers/" + layer_ + "/root" + files.at(0);
+    std::optional<std::string> before = read_file(f);
+    flip(f, 0, 0);
+    flip(store() + "/blobs/sha256/" + layer_, 10, 3);
+    RunResult r = fsck(true);
+    EXPECT_EQ(r.status, 6) << describe(r);
+    EXPECT_TRUE(contains(r.out, "-> cannot be rebuilt: its blob is damaged too")) << r.out;
+    return {f, before};
+  }
+
+  // Importing `source`, the image's content again, replaces the layer that
+  // damage_beyond_repair() left: the file is back, the store whole, the
+  // env's own files kept, and no image marked damaged.
+  void expect_replaced_by_importing(const std::string& source, const std::string& f,
+                                    const std::optional<std::string>& before) {
+    RunResult reimport = tg({"image", "import", source, "--name", "test"});
+    EXPECT_EQ(reimport.status, 0) << describe(reimport);
+    EXPECT_EQ(read_file(f), before);
+    RunResult healed = fsck();
+    EXPECT_EQ(healed.status, 0) << describe(healed);
+    EXPECT_TRUE(contains(healed.out, ": clean")) << healed.out;
+    EXPECT_EQ(sh("dev", "cat /root/f").out, "kept\n");
+    EXPECT_FALSE(contains(tg({"image", "ls"}).out, "damaged"));
   }
 
   std::string layer_;
@@ -142,29 +172,25 @@ TEST_P(FsckTest, ADamagedBlobIsMarkedNotDropped) {
 // Blob and tree both damaged: nothing in the store can rebuild the layer,
 // which is marked; importing its content again replaces both.
 TEST_P(FsckTest, ALayerThatCannotBeRebuiltIsReplacedByImportingItAgain) {
-  auto files = layer_files();
-  std::string f = store() + "/layers/" + layer_ + "/root" + files.at(0);
-  std::optional<std::string> before = read_file(f);
-  flip(f, 0, 0);
-  flip(store() + "/blobs/sha256/" + layer_, 10, 3);
-  RunResult r = fsck(true);
-  EXPECT_EQ(r.status, 6) << describe(r);
-  EXPECT_TRUE(contains(r.out, "-> cannot be rebuilt: its blob is damaged too")) << r.out;
+  auto [f, before] = damage_beyond_repair();
   EXPECT_TRUE(contains(tg({"image", "ls"}).out, " damaged ")) << "image ls names it";
   EXPECT_TRUE(contains(images_json(), "\"damaged\":true"));
   RunResult refused = tg({"create", "dev2", "--image", "test"});
   EXPECT_TRUE(one_line_error(refused, "create dev2: image test: layer sha256:")) << describe(refused);
   EXPECT_TRUE(contains(refused.err, "is damaged (")) << refused.err;
-  RunResult reimport = tg({"image", "import", test_rootfs_tar(), "--name", "test"});
-  EXPECT_EQ(reimport.status, 0) << describe(reimport);
-  EXPECT_EQ(read_file(f), before);
-  RunResult healed = fsck();
-  EXPECT_EQ(healed.status, 0) << describe(healed);
-  EXPECT_TRUE(contains(healed.out, ": clean")) << healed.out;
-  EXPECT_EQ(sh("dev", "cat /root/f").out, "kept\n");
-  EXPECT_FALSE(contains(tg({"image", "ls"}).out, "damaged"));
+  expect_replaced_by_importing(test_rootfs_tar(), f, before);
   RunResult created = tg({"create", "dev2", "--image", "test"});
   EXPECT_EQ(created.status, 0) << describe(created);
+}
+
+// The same from an OCI layout of the image: its layers are not taken for
+// the damaged ones the store has.
+TEST_P(FsckTest, ALayerThatCannotBeRebuiltIsReplacedByImportingItsLayoutAgain) {
+  std::string layout = sub("test.oci.tar");
+  RunResult exported = tg({"image", "export", "test", layout});
+  ASSERT_EQ(exported.status, 0) << describe(exported);
+  auto [f, before] = damage_beyond_repair();
+  expect_replaced_by_importing(layout, f, before);
 }
 
 TEST_P(FsckTest, LeftoversAreReportedThenRemoved) {
