@@ -41,9 +41,10 @@ std::string push_image(const std::string& dir, const std::string& tar, const std
   return "";
 }
 
-bool fsck_whole(const RunResult& fsck) {
+bool fsck_whole(const RunResult& fsck, bool pull_interrupted) {
   if (fsck.status != 0) return false;
   if (contains(fsck.out, ": clean")) return true;
+  if (!pull_interrupted) return false;
   bool any = false;
   for (const std::string& line : lines_of(fsck.out)) {
     if (line.starts_with("fsck: ")) continue;

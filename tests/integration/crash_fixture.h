@@ -25,8 +25,8 @@ std::string fake_mmdebstrap(const std::string& dir, const std::string& tar);
 std::string push_image(const std::string& dir, const std::string& tar, const std::string& ref,
                        const RunOptions& o);
 
-/// `togo fsck` found the store clean, or nothing but downloads a pull left
-/// for the next pull to resume.
-bool fsck_whole(const RunResult& fsck);
+/// `togo fsck` found the store clean, or, if `pull_interrupted`, nothing
+/// but downloads a pull left for the next pull to resume.
+bool fsck_whole(const RunResult& fsck, bool pull_interrupted);
 
 }  // namespace togo::test
