@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -56,17 +57,22 @@ class Init {
       } else {
         idle_since_ = -1;
       }
+      if (own_ && own_->timeout_ms() >= 0)
+        timeout = timeout < 0 ? own_->timeout_ms() : std::min(timeout, own_->timeout_ms());
       std::vector<struct pollfd> pfds = {{sigs_.get(), POLLIN, 0},
-                                         {listen_.valid() ? listen_.get() : -1, POLLIN, 0}};
+                                         {listen_.valid() ? listen_.get() : -1, POLLIN, 0},
+                                         {own_ ? own_->channel() : -1, POLLIN, 0}};
       for (auto& p : pending_) pfds.push_back({p.get(), POLLIN, 0});
       int n = ::poll(pfds.data(), pfds.size(), timeout);
       if (n < 0 && errno != EINTR) finish(1);
       if (pfds[0].revents & POLLIN) on_signal();
       if (pfds[1].revents & POLLIN) on_accept();
+      if (own_ && (pfds[2].revents & (POLLIN | POLLHUP | POLLERR))) own_->on_channel();
+      if (own_) own_->on_timeout();
       // Requests, newest last; a handled one leaves the pending list.
       std::vector<Fd> keep;
       for (size_t i = 0; i < pending_.size(); i++) {
-        if (pfds[2 + i].revents) {
+        if (pfds[3 + i].revents) {
           on_request(std::move(pending_[i]));
         } else {
           keep.push_back(std::move(pending_[i]));
@@ -82,7 +88,7 @@ class Init {
   }
 
  private:
-  bool idle() const { return !persistent_ && leaders_.empty() && pending_.empty(); }
+  bool idle() const { return !persistent_ && !own_ && leaders_.empty() && pending_.empty(); }
 
   static int64_t now_ms() {
     struct timespec ts;
@@ -132,9 +138,30 @@ class Init {
       if (si.ssi_signo != SIGCHLD) continue;
       int status;
       pid_t pid;
-      while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) leaders_.erase(pid);
+      while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+        leaders_.erase(pid);
+        if (own_ && pid == own_->command()) own_->command_ended(status);
+      }
+      if (own_ && own_->ended()) end_own_session();
       break;
     }
+  }
+
+  // The session init serves itself ended: what its command left behind is
+  // every child of init that is not a leader (orphans come to pid 1; those
+  // of other sessions go to their leaders). They are killed, and again at
+  // each child's end, as their own children come to init; once none is
+  // left the host is told the status.
+  void end_own_session() {
+    bool left = false;
+    for (pid_t pid : child_pids())
+      if (!leaders_.contains(pid)) {
+        ::kill(pid, SIGKILL);
+        left = true;
+      }
+    if (left) return;
+    own_->report();
+    own_.reset();
   }
 
   void on_accept() {
@@ -149,11 +176,23 @@ class Init {
       case MsgType::kSpawn: {
         auto req = decode_spawn(m->body);
         if (!req || stopping_) return;
+        // One session at a time is init's own: no leader process to start.
+        if (!own_) {
+          own_.emplace();
+          if (!own_->start(std::move(conn), *req, std::move(m->fds))) {
+            own_.reset();
+            return;
+          }
+          say("session " + std::to_string(own_->command()) + ": " +
+              (req->argv.empty() ? std::string("login shell") : req->argv[0]));
+          return;
+        }
         pid_t pid = ::fork();
         if (pid == 0) {
           sigs_.reset();
           listen_.reset();
           pending_.clear();
+          own_.reset();  // its channel is init's to watch
           sigset_t none;
           ::sigemptyset(&none);
           ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -174,7 +213,7 @@ class Init {
       }
       case MsgType::kStatus:
         (void)send_message(conn.get(), MsgType::kStatus,
-                           encode_u32s({static_cast<uint32_t>(leaders_.size()),
+                           encode_u32s({static_cast<uint32_t>(leaders_.size() + (own_ ? 1 : 0)),
                                         static_cast<uint32_t>(started_),
                                         persistent_ ? 1u : 0u}));
         return;
@@ -208,6 +247,7 @@ class Init {
   Fd sigs_;
   std::vector<Fd> pending_, stoppers_;
   std::set<pid_t> leaders_;
+  std::optional<Session> own_;  // the session init serves itself
 };
 
 }  // namespace

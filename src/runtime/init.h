@@ -1,6 +1,7 @@
 // The env's pid 1 once its root is set up: it serves the control socket,
-// forks a leader for every session, reaps, and ends the env when asked or,
-// for an env started by `togo run`, when its last session ends.
+// runs one session itself and forks a leader for each other one at the
+// same time, reaps, and ends the env when asked or, for an env started by
+// `togo run`, when its last session ends.
 #pragma once
 
 namespace togo::runtime {

@@ -35,21 +35,33 @@ class EscapeTest : public TogoTest {
 // through /proc/<pid>/exe and overwrote it. Here pid 1 and every session
 // leader run togo's code: their exe, root and descriptors are closed to the
 // env (as root the fd directory can be listed, but no entry followed), and
-// the binary on the host is unchanged.
+// the binary on the host is unchanged. Tried from init's own session (the
+// command's parent is init) and from one beside it (its parent a leader).
 TEST_P(EscapeTest, TogoBinaryCannotBeReachedThroughProcExe) {
   std::string before = hash_of(togo_bin());
-  RunResult r = sh("dev",
-                   "for p in 1 $PPID; do"
-                   "  if cat /proc/$p/exe > /dev/null 2>&1; then echo read-$p; fi;"
-                   "  if (echo x > /proc/$p/exe) 2>/dev/null; then echo wrote-$p; fi;"
-                   "  if ls /proc/$p/root/ > /dev/null 2>&1; then echo root-$p; fi;"
-                   "  for f in /proc/$p/fd/*; do"
-                   "    if readlink $f > /dev/null 2>&1; then echo link-$f; fi;"
-                   "    if cat $f > /dev/null 2>&1 < /dev/null; then echo opened-$f; fi;"
-                   "  done;"
-                   "done; echo done");
+  const std::string script =
+      "echo parent-$PPID;"
+      "for p in 1 $PPID; do"
+      "  if cat /proc/$p/exe > /dev/null 2>&1; then echo read-$p; fi;"
+      "  if (echo x > /proc/$p/exe) 2>/dev/null; then echo wrote-$p; fi;"
+      "  if ls /proc/$p/root/ > /dev/null 2>&1; then echo root-$p; fi;"
+      "  for f in /proc/$p/fd/*; do"
+      "    if readlink $f > /dev/null 2>&1; then echo link-$f; fi;"
+      "    if cat $f > /dev/null 2>&1 < /dev/null; then echo opened-$f; fi;"
+      "  done;"
+      "done; echo done";
+  RunResult r = sh("dev", script);
   EXPECT_EQ(r.status, 0) << describe(r);
-  EXPECT_EQ(r.out, "done\n") << "reachable from the env: " << r.out;
+  EXPECT_EQ(r.out, "parent-1\ndone\n") << "reachable from the env: " << r.out;
+
+  Background holder({togo_bin(), "--store", store(), "run", "dev", "--", "sh", "-c",
+                     "echo ready; exec sleep 30"},
+                    as_uid());
+  ASSERT_TRUE(holder.wait_for_line("ready", 30)) << holder.err();
+  r = sh("dev", script);
+  EXPECT_EQ(r.status, 0) << describe(r);
+  ASSERT_FALSE(r.out.starts_with("parent-1\n")) << "the second session has a leader: " << r.out;
+  EXPECT_EQ(r.out.substr(r.out.find('\n') + 1), "done\n") << "reachable from the env: " << r.out;
   EXPECT_EQ(hash_of(togo_bin()), before);
 }
 
@@ -120,7 +132,9 @@ TEST_P(EscapeTest, SymlinkedShareTargetStaysInsideTheEnv) {
   std::string host_dir = sub("shared");
   ASSERT_EQ(::mkdir(host_dir.c_str(), 0755), 0);
   write_file(host_dir + "/marker", "from-host");
-  if (rootless()) ASSERT_EQ(::chown(host_dir.c_str(), host_uid(), host_uid()), 0);
+  if (rootless()) {
+    ASSERT_EQ(::chown(host_dir.c_str(), host_uid(), host_uid()), 0);
+  }
   std::string etc_before = hash_of("/etc/hostname");
   create_env("box", "evil", {"--share", host_dir + ":/mnt/x", "--share", host_dir + ":/opt/y"});
   RunResult r = sh("box", "cat /etc/x/marker; cat /etc/y/marker");

@@ -195,6 +195,27 @@ TEST_P(SessionTest, WhatASessionLeavesBehindIsKilled) {
   })) << ps_dev();
   EXPECT_TRUE(contains(ps_dev(), "sleep 31")) << "other sessions are untouched";
 
+  // The other way round: init serves one session itself, the others get a
+  // leader. Here the leftovers are those of init's own session, and the
+  // session beside it has a leader.
+  ASSERT_EQ(tg({"stop", "dev", "--time", "1"}).status, 0);
+  other.reset();
+  ASSERT_NO_FATAL_FAILURE(start_dev());
+  auto own = exec_sh("echo ready; exec sleep 33");
+  auto beside = exec_sh("echo ready; exec sleep 31");
+  ::kill(own->pid(), SIGTERM);
+  EXPECT_EQ(own->wait(10), std::optional<int>(128 + SIGTERM)) << own->err();
+  r = tg({"exec", "dev", "--", "sh", "-c",
+          "echo $PPID; sleep 100 & (sleep 101 &); busybox setsid sleep 102 & echo left"},
+         {}, 20);
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out, "1\nleft\n") << "init's own session again, once the first one ended";
+  EXPECT_TRUE(eventually([&] {
+    std::string ps = ps_dev();
+    return !contains(ps, "sleep 100") && !contains(ps, "sleep 101") && !contains(ps, "sleep 102");
+  })) << ps_dev();
+  EXPECT_TRUE(contains(ps_dev(), "sleep 31")) << "the session with a leader is untouched";
+
   // The same in an env that run starts.
   ASSERT_EQ(tg({"stop", "dev", "--time", "1"}).status, 0);
   t0 = now_s();
