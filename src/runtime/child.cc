@@ -225,6 +225,18 @@ int run_step(const Step& s, int store, int& root) {
       errno = err;
       return rc;
     }
+    case StepKind::kDevice: {
+      int parent = open_in_root(root, s.parent.c_str(), O_PATH | O_DIRECTORY);
+      if (parent < 0) return -1;
+      // Read and write for everyone, whatever the umask.
+      mode_t mask = ::umask(0);
+      int rc = ::mknodat(parent, s.base.c_str(), S_IFCHR | 0666, s.dev);
+      int err = errno;
+      ::umask(mask);
+      ::close(parent);
+      errno = err;
+      return rc;
+    }
     case StepKind::kLoopbackUp:
       if (int err = net::loopback_up()) {
         errno = err;

@@ -2,6 +2,7 @@
 
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/sysmacros.h>
 
 #include "runtime/masks.h"
 
@@ -35,7 +36,12 @@ Step bind(std::string target, std::string source, Create create, bool readonly =
   return s;
 }
 
-constexpr const char* kDevices[] = {"null", "zero", "full", "random", "urandom", "tty"};
+// The devices every env has, with their numbers (fixed by the kernel).
+constexpr struct {
+  const char* name;
+  unsigned major, minor;
+} kDevices[] = {{"null", 1, 3}, {"zero", 1, 5},    {"full", 1, 7},
+                {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
 
 }  // namespace
 
@@ -82,8 +88,19 @@ Plan build_plan(const RunSpec& spec) {
   else
     s.push_back(bind("sys", "/sys", Create::kDir, /*readonly=*/true, /*recursive=*/true));
   s.push_back(fs_mount("dev", "tmpfs", "mode=0755,size=65536k", MS_NOSUID | MS_STRICTATIME));
-  for (const char* dev : kDevices)
-    s.push_back(bind(std::string("dev/") + dev, std::string("/dev/") + dev, Create::kFile));
+  // Root makes the device nodes, as crun does: a node costs less to make,
+  // and to tear down, than a bind mount of the host's. A user namespace
+  // may not make them: rootless binds the host's.
+  for (const auto& dev : kDevices) {
+    std::string path = std::string("dev/") + dev.name;
+    if (spec.rootless) {
+      s.push_back(bind(path, "/" + path, Create::kFile));
+    } else {
+      Step node = at(StepKind::kDevice, path);
+      node.dev = makedev(dev.major, dev.minor);
+      s.push_back(node);
+    }
+  }
   // A private pty instance; without a mapped tty group rootless omits gid=.
   s.push_back(fs_mount("dev/pts", "devpts",
                        spec.rootless ? "newinstance,ptmxmode=0666,mode=0620"
@@ -162,6 +179,7 @@ std::string describe(const Step& step) {
     case StepKind::kBind: return "bind-mounting " + step.b + " on /" + step.a;
     case StepKind::kSymlink: return "creating symlink /" + step.a;
     case StepKind::kReadOnly: return "making /" + step.a + " read-only";
+    case StepKind::kDevice: return "making device /" + step.a;
     case StepKind::kLoopbackUp: return "bringing up the loopback interface";
     case StepKind::kPivotRoot: return "changing root (pivot_root)";
   }

@@ -3,6 +3,8 @@
 // The child only walks the list: between clone and exec nothing allocates.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
 
@@ -47,6 +49,7 @@ enum class StepKind {
   kBind,          // a: target in root, b: source (absolute: host; relative: store)
   kSymlink,       // a: link path in root, b: link text
   kReadOnly,      // a: path in root, made a read-only bind of itself
+  kDevice,        // a: character device made in root (its directory exists), dev: its number
   kLoopbackUp,    // the env's own network namespace gets a working lo
   kPivotRoot,     // the root becomes "/"; the host's tree is detached
 };
@@ -58,6 +61,7 @@ struct Step {
   StepKind kind;
   std::string a, b, c;
   unsigned long flags = 0;
+  dev_t dev = 0;
   Create create = Create::kNone;
   std::string parent, base;  // a split at its last '/', for creating it
   bool readonly = false, recursive = false;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <sched.h>
+#include <sys/sysmacros.h>
 
 namespace togo::runtime {
 namespace {
@@ -51,8 +52,14 @@ TEST(Plan, MountsTheRootThenTheKernelFilesystemsThenPivots) {
   EXPECT_EQ(p.steps.back().kind, StepKind::kPivotRoot);
   ASSERT_TRUE(find(p, StepKind::kMountFs, "proc"));
   ASSERT_TRUE(find(p, StepKind::kMountFs, "tmp"));
-  for (const char* dev : {"dev/null", "dev/zero", "dev/full", "dev/random", "dev/urandom", "dev/tty"})
-    EXPECT_TRUE(find(p, StepKind::kBind, dev)) << dev;
+  // Root makes the device nodes; rootless binds the host's.
+  Plan rootless = build_plan(spec(true));
+  for (const char* dev : {"dev/null", "dev/zero", "dev/full", "dev/random", "dev/urandom", "dev/tty"}) {
+    EXPECT_TRUE(find(p, StepKind::kDevice, dev)) << dev;
+    EXPECT_TRUE(find(rootless, StepKind::kBind, dev)) << dev;
+  }
+  EXPECT_EQ(find(p, StepKind::kDevice, "dev/null")->dev, makedev(1, 3));
+  EXPECT_EQ(find(p, StepKind::kDevice, "dev/tty")->dev, makedev(5, 0));
   EXPECT_TRUE(find(p, StepKind::kMountFs, "dev/pts"));
   EXPECT_TRUE(find(p, StepKind::kMountFs, "dev/shm"));
   EXPECT_TRUE(find(p, StepKind::kSymlink, "dev/ptmx"));
@@ -103,7 +110,9 @@ TEST(Plan, SharesAreRecursiveBindsResolvedInTheRoot) {
 TEST(Plan, StepsDescribeThemselves) {
   Plan p = build_plan(spec(false));
   EXPECT_EQ(describe(*find(p, StepKind::kMountFs, "proc")), "mounting proc on /proc");
-  EXPECT_EQ(describe(*find(p, StepKind::kBind, "dev/null")), "bind-mounting /dev/null on /dev/null");
+  EXPECT_EQ(describe(*find(p, StepKind::kDevice, "dev/null")), "making device /dev/null");
+  EXPECT_EQ(describe(*find(build_plan(spec(true)), StepKind::kBind, "dev/null")),
+            "bind-mounting /dev/null on /dev/null");
 }
 
 }  // namespace
