@@ -162,8 +162,35 @@ int remount_readonly(int target) {
   return rc;
 }
 
-// Performs one step; returns -1 with errno set on failure.
-int run_step(const Step& s, int store, int& root) {
+// Hides a directory under the masking tmpfs: the first one mounted, then a
+// bind of it (`mask`, an O_PATH descriptor of its root, kept for the next).
+int mask_dir(int root, const Step& s, int& mask) {
+  int t = open_in_root(root, s.a.c_str(), O_PATH);
+  if (t < 0) return -1;
+  int rc;
+  if (mask < 0) {
+    char buf[32];
+    rc = ::mount("tmpfs", fd_path(buf, t), "tmpfs", s.flags, s.c.c_str());
+    if (rc == 0) mask = open_in_root(root, s.a.c_str(), O_PATH | O_DIRECTORY);
+    if (rc == 0 && mask < 0) rc = -1;
+  } else {
+    int tree = static_cast<int>(::syscall(SYS_open_tree, mask, "",
+                                          OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH));
+    rc = tree < 0 ? -1
+                  : static_cast<int>(::syscall(SYS_move_mount, tree, "", t, "",
+                                               MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH));
+    int err = errno;
+    if (tree >= 0) ::close(tree);
+    errno = err;
+  }
+  int err = errno;
+  ::close(t);
+  errno = err;
+  return rc;
+}
+
+// Performs one step; returns -1 with errno set on failure. `mask`: see mask_dir.
+int run_step(const Step& s, int store, int& root, int& mask) {
   char buf[32];
   switch (s.kind) {
     case StepKind::kMakePrivate:
@@ -237,6 +264,8 @@ int run_step(const Step& s, int store, int& root) {
       errno = err;
       return rc;
     }
+    case StepKind::kMaskDir:
+      return mask_dir(root, s, mask);
     case StepKind::kLoopbackUp:
       if (int err = net::loopback_up()) {
         errno = err;
@@ -299,9 +328,9 @@ void child_main(const Plan& plan, const ChildFds& fds) {
   // opened before clone() points into the parent's.
   int store = ::open(plan.store.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (store < 0 || ::fchdir(store) < 0) fail(fds.report, kStoreStep, errno);
-  int root = -1;
+  int root = -1, mask = -1;
   for (size_t i = 0; i < plan.steps.size(); i++)
-    if (run_step(plan.steps[i], store, root) < 0 &&
+    if (run_step(plan.steps[i], store, root, mask) < 0 &&
         !(plan.steps[i].optional && errno == ENOENT))
       fail(fds.report, static_cast<int32_t>(i), errno);
   // The host's togo asks after the root's filesystem by its device once

@@ -19,7 +19,9 @@
 // - kFile: bind the host's /dev/null over the path; without MS_NODEV on
 //   that bind (a nodev mount makes open fail with EACCES where Docker's
 //   masked files read as empty).
-// - kDir: mount an empty tmpfs over it with kMaskTmpfsFlags/kMaskTmpfsData.
+// - kDir: mount an empty tmpfs over it with kMaskTmpfsFlags/kMaskTmpfsData;
+//   the first one mounted is bound over the others (one superblock to make
+//   and tear down, however many CPUs the host has).
 // - kReadOnly: bind the env's own path onto itself (recursive) and make the
 //   bind read-only. Not the host's path of the same name: /proc/sys there
 //   belongs to the host's namespaces.

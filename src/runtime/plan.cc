@@ -154,8 +154,9 @@ Plan build_plan(const RunSpec& spec) {
       if (m.kind == MaskKind::kFile) {
         step = bind(m.path, "/dev/null", Create::kNone);
       } else if (m.kind == MaskKind::kDir) {
-        step = fs_mount(m.path, "tmpfs", kMaskTmpfsData, kMaskTmpfsFlags);
-        step.create = Create::kNone;
+        step = at(StepKind::kMaskDir, m.path);
+        step.c = kMaskTmpfsData;
+        step.flags = kMaskTmpfsFlags;
       } else {
         step = at(StepKind::kReadOnly, m.path);
       }
@@ -180,6 +181,7 @@ std::string describe(const Step& step) {
     case StepKind::kSymlink: return "creating symlink /" + step.a;
     case StepKind::kReadOnly: return "making /" + step.a + " read-only";
     case StepKind::kDevice: return "making device /" + step.a;
+    case StepKind::kMaskDir: return "masking /" + step.a;
     case StepKind::kLoopbackUp: return "bringing up the loopback interface";
     case StepKind::kPivotRoot: return "changing root (pivot_root)";
   }

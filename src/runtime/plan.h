@@ -50,6 +50,8 @@ enum class StepKind {
   kSymlink,       // a: link path in root, b: link text
   kReadOnly,      // a: path in root, made a read-only bind of itself
   kDevice,        // a: character device made in root (its directory exists), dev: its number
+  kMaskDir,       // a: directory in root hidden under an empty read-only tmpfs (c: its data,
+                  // flags: its mount flags); every kMaskDir step shows the same one
   kLoopbackUp,    // the env's own network namespace gets a working lo
   kPivotRoot,     // the root becomes "/"; the host's tree is detached
 };

@@ -4,6 +4,8 @@
 #include <sched.h>
 #include <sys/sysmacros.h>
 
+#include "runtime/masks.h"
+
 namespace togo::runtime {
 namespace {
 
@@ -71,6 +73,20 @@ TEST(Plan, MountsTheRootThenTheKernelFilesystemsThenPivots) {
   EXPECT_TRUE(resolv->readonly);
   EXPECT_EQ(resolv->parent, "etc");
   EXPECT_EQ(resolv->base, "resolv.conf");
+}
+
+TEST(Plan, MaskedDirectoriesShareOneReadOnlyTmpfs) {
+  Plan p = build_plan(spec(false));
+  const Step* fw = find(p, StepKind::kMaskDir, "sys/firmware");
+  ASSERT_TRUE(fw);
+  EXPECT_TRUE(fw->optional) << "a directory this kernel lacks is skipped";
+  EXPECT_TRUE(fw->flags & MS_RDONLY);
+  EXPECT_EQ(fw->c, kMaskTmpfsData);
+  EXPECT_TRUE(find(p, StepKind::kMaskDir, "proc/acpi"));
+  EXPECT_EQ(describe(*fw), "masking /sys/firmware");
+  RunSpec priv = spec(false);
+  priv.privileged = true;
+  EXPECT_FALSE(find(build_plan(priv), StepKind::kMaskDir, "sys/firmware"));
 }
 
 TEST(Plan, DevptsHasNoGidRootless) {

@@ -3,6 +3,8 @@
 // capabilities, no_new_privs, seccomp, masked paths.
 #include <sys/stat.h>
 
+#include <filesystem>
+
 #include "base/sha256.h"
 #include "fixture.h"
 
@@ -110,6 +112,24 @@ TEST_P(EscapeTest, HardeningIsOnByDefault) {
                    "echo x > /proc/sysrq-trigger 2>/dev/null && echo sysrq;"
                    "cat /proc/keys 2>/dev/null | wc -c; echo done");
   EXPECT_EQ(r.out, "0\ndone\n") << describe(r);
+
+  // Masked directories (those this host has, and not empty here) show
+  // nothing and take nothing, each an empty read-only tmpfs.
+  std::string script;
+  int masked = 0;
+  for (const char* dir : {"/proc/acpi", "/proc/asound", "/proc/scsi", "/sys/firmware",
+                          "/sys/dev/block", "/sys/devices/virtual/powercap", "/sys/fs/selinux"}) {
+    std::error_code ec;
+    if (std::filesystem::is_empty(dir, ec) || ec) continue;
+    masked++;
+    EXPECT_TRUE(mounted(p, dir)) << dir << " in " << testing::PrintToString(p["mount"]);
+    script += std::string("ls -A ") + dir + "; touch " + dir + "/x 2>/dev/null && echo wrote-" +
+              dir + ";";
+  }
+  if (masked > 0) {
+    RunResult m = sh("dev", script + "echo done");
+    EXPECT_EQ(m.out, "done\n") << masked << " masked directories: " << describe(m);
+  }
 }
 
 TEST_P(EscapeTest, PrivilegedTurnsHardeningOff) {
