@@ -20,10 +20,14 @@ const VerbSpec* find_verb(std::span<const VerbSpec> verbs, std::string_view name
 }
 
 std::string usage_line(const VerbSpec& verb) {
-  std::string line = "togo " + std::string(verb.name);
-  if (!verb.args.empty()) line += " " + std::string(verb.args);
-  for (auto& o : verb.options)
-    line += " [" + std::string(o.name) + (o.value_name.empty() ? "" : " " + std::string(o.value_name)) + "]";
+  std::string line = "togo ";
+  line += verb.name;
+  if (!verb.args.empty()) line.append(" ").append(verb.args);
+  for (auto& o : verb.options) {
+    line.append(" [").append(o.name);
+    if (!o.value_name.empty()) line.append(" ").append(o.value_name);
+    line += "]";
+  }
   return line;
 }
 
@@ -31,8 +35,9 @@ namespace {
 
 std::unexpected<Error> usage(const std::string& what, const std::string& why,
                              std::string_view help_topic) {
-  return error(ErrorKind::kUsage, what + ": " + why,
-               "see `togo help" + (help_topic.empty() ? "" : " " + std::string(help_topic)) + "`");
+  std::string hint = "see `togo help";
+  if (!help_topic.empty()) hint.append(" ").append(help_topic);
+  return error(ErrorKind::kUsage, what + ": " + why, hint + "`");
 }
 
 // Splits "--name=value"; returns false if there is no '='.
