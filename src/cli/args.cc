@@ -13,26 +13,31 @@ std::vector<std::string> Invocation::all(const std::string& name) const {
   return it == values.end() ? std::vector<std::string>{} : it->second;
 }
 
-const VerbSpec* find_verb(const std::vector<VerbSpec>& verbs, const std::string& name) {
+const VerbSpec* find_verb(std::span<const VerbSpec> verbs, std::string_view name) {
   for (auto& v : verbs)
     if (v.name == name) return &v;
   return nullptr;
 }
 
 std::string usage_line(const VerbSpec& verb) {
-  std::string line = "togo " + verb.name;
-  if (!verb.args.empty()) line += " " + verb.args;
-  for (auto& o : verb.options)
-    line += " [" + o.name + (o.value_name.empty() ? "" : " " + o.value_name) + "]";
+  std::string line = "togo ";
+  line += verb.name;
+  if (!verb.args.empty()) line.append(" ").append(verb.args);
+  for (auto& o : verb.options) {
+    line.append(" [").append(o.name);
+    if (!o.value_name.empty()) line.append(" ").append(o.value_name);
+    line += "]";
+  }
   return line;
 }
 
 namespace {
 
 std::unexpected<Error> usage(const std::string& what, const std::string& why,
-                             const std::string& help_topic) {
-  return error(ErrorKind::kUsage, what + ": " + why,
-               "see `togo help" + (help_topic.empty() ? "" : " " + help_topic) + "`");
+                             std::string_view help_topic) {
+  std::string hint = "see `togo help";
+  if (!help_topic.empty()) hint.append(" ").append(help_topic);
+  return error(ErrorKind::kUsage, what + ": " + why, hint + "`");
 }
 
 // Splits "--name=value"; returns false if there is no '='.
@@ -47,11 +52,11 @@ bool split_eq(const std::string& arg, std::string& name, std::string& value) {
 }  // namespace
 
 Result<Invocation> parse(const std::vector<std::string>& argv,
-                         const std::vector<VerbSpec>& verbs) {
+                         std::span<const VerbSpec> verbs) {
   Invocation inv;
   size_t i = 0;
   auto take_value = [&](const std::string& name, std::string& out, bool have_eq,
-                        const std::string& topic) -> Result<void> {
+                        std::string_view topic) -> Result<void> {
     if (have_eq) return {};
     if (i + 1 >= argv.size()) return usage(name, "needs a value", topic);
     out = argv[++i];
@@ -116,7 +121,7 @@ Result<Invocation> parse(const std::vector<std::string>& argv,
       break;
     }
     if (a == "--") {
-      if (!v.rest) return usage("togo " + v.name, "takes no command after --", v.name);
+      if (!v.rest) return usage("togo " + std::string(v.name), "takes no command after --", v.name);
       if (inv.args.size() < v.min_args) break;
       inv.rest.assign(argv.begin() + static_cast<long>(i) + 1, argv.end());
       break;
@@ -136,9 +141,9 @@ Result<Invocation> parse(const std::vector<std::string>& argv,
       const OptionSpec* opt = nullptr;
       for (auto& o : v.options)
         if (o.name == name) opt = &o;
-      if (!opt) return usage("togo " + v.name, "unknown option " + name, v.name);
+      if (!opt) return usage("togo " + std::string(v.name), "unknown option " + name, v.name);
       if (opt->value_name.empty()) {
-        if (eq) return usage("togo " + v.name, name + " takes no value", v.name);
+        if (eq) return usage("togo " + std::string(v.name), name + " takes no value", v.name);
         inv.flags.insert(name);
       } else {
         TRY(take_value(name, val, eq, v.name));
@@ -147,11 +152,11 @@ Result<Invocation> parse(const std::vector<std::string>& argv,
       continue;
     }
     if (inv.args.size() >= v.max_args)
-      return usage("togo " + v.name, "unexpected argument '" + a + "'", v.name);
+      return usage("togo " + std::string(v.name), "unexpected argument '" + a + "'", v.name);
     inv.args.push_back(a);
   }
   if (!inv.help && inv.args.size() < v.min_args)
-    return usage("togo " + v.name, "missing " + v.args, v.name);
+    return usage("togo " + std::string(v.name), "missing " + std::string(v.args), v.name);
   return inv;
 }
 

@@ -2,30 +2,35 @@
 // turns argv into an Invocation or a usage error. Pure, unit-tested.
 #pragma once
 
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/error.h"
 
 namespace togo::cli {
 
+// The table is text the program holds (views of literals): building it
+// costs nothing at each start, whatever the verb.
 struct OptionSpec {
-  std::string name;        // "--name"
-  std::string value_name;  // "N"; empty for a flag
-  std::string help;
+  std::string_view name;        // "--name"
+  std::string_view value_name;  // "N"; empty for a flag
+  std::string_view help;
 };
 
 struct VerbSpec {
-  std::string name;     // "image import"
-  std::string args;     // "PATH|-" for the usage line
-  std::string summary;  // one line for `togo help`
-  std::vector<OptionSpec> options;
+  std::string_view name;     // "image import"
+  std::string_view args;     // "PATH|-" for the usage line
+  std::string_view summary;  // one line for `togo help`
+  std::initializer_list<OptionSpec> options;
   size_t min_args = 0, max_args = 0;
-  bool rest = false;    // takes a trailing command (after its arguments or --)
-  std::string details;  // more lines for `togo help VERB`
+  bool rest = false;         // takes a trailing command (after its arguments or --)
+  std::string_view details;  // more lines for `togo help VERB`
 };
 
 struct Invocation {
@@ -47,10 +52,10 @@ struct Invocation {
 /// Parses argv (without argv[0]). Global options (--store, --help) may come
 /// before or after the verb; a verb's trailing command starts at "--" or at
 /// the first word after its last argument.
-Result<Invocation> parse(const std::vector<std::string>& argv, const std::vector<VerbSpec>& verbs);
+Result<Invocation> parse(const std::vector<std::string>& argv, std::span<const VerbSpec> verbs);
 
 /// The verb whose name is `name` ("image ls"), or null.
-const VerbSpec* find_verb(const std::vector<VerbSpec>& verbs, const std::string& name);
+const VerbSpec* find_verb(std::span<const VerbSpec> verbs, std::string_view name);
 
 /// "togo image import PATH|- [--name N]"
 std::string usage_line(const VerbSpec& verb);

@@ -91,7 +91,7 @@ TEST(Args, HelpAndVersion) {
 TEST(Args, EveryVerbHasAHandlerAndAUsageLine) {
   for (auto& v : verbs()) {
     EXPECT_NE(handler_for(v), nullptr) << v.name;
-    EXPECT_EQ(usage_line(v).rfind("togo " + v.name, 0), 0u);
+    EXPECT_EQ(usage_line(v).rfind("togo " + std::string(v.name), 0), 0u);
   }
 }
 

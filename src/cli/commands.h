@@ -43,7 +43,7 @@ class Context {
 using Handler = Result<int> (*)(Context&);
 
 /// Every verb, in the order `togo help` lists them.
-const std::vector<VerbSpec>& verbs();
+std::span<const VerbSpec> verbs();
 Handler handler_for(const VerbSpec& verb);
 
 Result<int> cmd_help(Context& c);

@@ -1,5 +1,6 @@
 #include <cstdio>
-#include <map>
+#include <string_view>
+#include <utility>
 
 #include "base/text.h"
 #include "cli/commands.h"
@@ -8,8 +9,8 @@
 
 namespace togo::cli {
 
-const std::vector<VerbSpec>& verbs() {
-  static const std::vector<VerbSpec> table = {
+std::span<const VerbSpec> verbs() {
+  static const VerbSpec table[] = {
       {"run", "NAME [-- CMD...]", "run a command in an environment (no CMD: a login shell)", {},
        1, 1, true,
        "Starts the environment if it is not running, or joins it if it is (same processes,\n"
@@ -46,11 +47,7 @@ const std::vector<VerbSpec>& verbs() {
       {"config", "NAME [KEY=VALUE...]", "show or change an environment's settings", {}, 1, 64,
        false,
        "KEY=VALUE sets, KEY+=VALUE adds to a list, KEY-=VALUE removes, KEY= resets.\n"
-       "Changes take effect the next time the environment starts. Keys:\n" + [] {
-         std::string keys;
-         for (auto& [k, h] : setting_keys()) keys += "  " + k + std::string(12 - k.size(), ' ') + h + "\n";
-         return keys;
-       }()},
+       "Changes take effect the next time the environment starts. Keys:\n"},
       {"ls", "", "list environments", {{"--json", "", "print JSON"}}},
       {"rm", "NAME...", "remove environments and everything they wrote", {}, 1, 64},
       {"image import", "PATH|-",
@@ -169,7 +166,8 @@ const std::vector<VerbSpec>& verbs() {
 }
 
 Handler handler_for(const VerbSpec& v) {
-  static const std::map<std::string, Handler> handlers = {
+  // Looked through in order, as few as they are: no map to build at each start.
+  static constexpr std::pair<std::string_view, Handler> handlers[] = {
       {"run", cmd_run},           {"create", cmd_create},
       {"exec", cmd_exec},         {"start", cmd_start},
       {"stop", cmd_stop},         {"ps", cmd_ps},
@@ -185,8 +183,9 @@ Handler handler_for(const VerbSpec& v) {
       {"doctor", cmd_doctor},
       {"version", cmd_version},   {"help", cmd_help},
   };
-  auto it = handlers.find(v.name);
-  return it == handlers.end() ? nullptr : it->second;
+  for (auto& [name, handler] : handlers)
+    if (name == v.name) return handler;
+  return nullptr;
 }
 
 int exit_code_for(const Error& e) {
@@ -224,21 +223,26 @@ Result<int> cmd_help(Context& c) {
     std::string name = c.inv.args[0] + (c.inv.args.size() > 1 ? " " + c.inv.args[1] : "");
     const VerbSpec* v = find_verb(all, name);
     if (!v) return error(ErrorKind::kUsage, "help " + name + ": unknown command", "see `togo help`");
-    std::printf("usage: %s\n\n%s\n", usage_line(*v).c_str(), v->summary.c_str());
-    if (!v->options.empty()) {
+    std::printf("usage: %s\n\n%s\n", usage_line(*v).c_str(), std::string(v->summary).c_str());
+    if (v->options.size() > 0) {
       std::printf("\noptions:\n");
       for (auto& o : v->options)
         std::printf("  %-22s %s\n",
-                    (o.name + (o.value_name.empty() ? "" : " " + o.value_name)).c_str(),
-                    o.help.c_str());
+                    (std::string(o.name) + (o.value_name.empty() ? "" : " " + std::string(o.value_name))).c_str(),
+                    std::string(o.help).c_str());
     }
-    if (!v->details.empty()) std::printf("\n%s\n", v->details.c_str());
+    std::string details(v->details);
+    // config's keys come from the settings' own table.
+    if (v->name == "config")
+      for (auto& [k, h] : setting_keys()) details += "  " + k + std::string(12 - k.size(), ' ') + h + "\n";
+    if (!details.empty()) std::printf("\n%s\n", details.c_str());
     return 0;
   }
   std::printf(
       "togo: Linux environments to go\n\n"
       "usage: togo [--store PATH] VERB [ARGS...]\n\nverbs:\n");
-  for (auto& v : all) std::printf("  %-14s %s\n", v.name.c_str(), v.summary.c_str());
+  for (auto& v : all)
+    std::printf("  %-14s %s\n", std::string(v.name).c_str(), std::string(v.summary).c_str());
   std::printf(
       "\nThe store is --store, else $TOGO_STORE, else togo-store/ beside the togo binary,\n"
       "else $XDG_DATA_HOME/togo or ~/.local/share/togo.\n"

@@ -34,8 +34,11 @@ Result<std::string> locate(const std::optional<std::string>& flag) {
   LocateInputs in;
   in.flag = flag;
   in.getenv = [](const char* k) { return std::getenv(k); };
+  // Where togo itself is matters only when neither --store nor TOGO_STORE
+  // says where the store is.
+  const char* env = std::getenv("TOGO_STORE");
   char exe[4096];
-  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  ssize_t n = flag || (env && *env) ? 0 : ::readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n > 0) {
     std::string p(exe, static_cast<size_t>(n));
     in.exe_dir = p.substr(0, p.rfind('/'));
