@@ -228,11 +228,17 @@ std::expected<std::optional<runtime::StartedEnv>, runtime::LaunchFailure> start_
     }
     return {};
   };
+  bool overlay = e.env.rootfs != "copy";
+  if (overlay)
+    if (auto r = store::retire_overlay_work(e.dir.get()); !r) return fail(std::move(r.error()));
   auto started = runtime::start_env(*plan, cfg);
   if (!started) {
     (void)cgroup->remove();
     return std::unexpected(std::move(started.error()));
   }
+  // The env runs its first command now: time enough to remove, on the
+  // other side, what the last start moved aside.
+  if (overlay) store::remove_retired_work(e.dir.get());
   return std::optional<runtime::StartedEnv>(*started);
 }
 

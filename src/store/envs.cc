@@ -55,6 +55,23 @@ Result<Fd> try_lock_env(Store& st, const EnvRecord& env) {
   return fd;
 }
 
+namespace {
+constexpr std::string_view kRetiredPrefix = "retired-";
+}  // namespace
+
+Result<void> retire_overlay_work(int env_dir) {
+  std::string to = "work/" + fs::temp_name(kRetiredPrefix);
+  if (::renameat(env_dir, "work/work", env_dir, to.c_str()) == 0 || errno == ENOENT) return {};
+  return sys_error(errno, "moving aside the env's overlay work directory");
+}
+
+void remove_retired_work(int env_dir) {
+  auto work = sys::open_at(env_dir, "work", O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  if (!work) return;
+  for (const auto& name : fs::list_dir(work->get()))
+    if (name.starts_with(kRetiredPrefix)) (void)fs::remove_tree(work->get(), name);
+}
+
 Result<void> remove_env(Store& st, const EnvRecord& env) {
   TRY(st.catalog().transaction([&] { return st.catalog().delete_env(env.id); }));
   // Forgotten first: a crash from here leaves an orphan directory that

@@ -24,6 +24,17 @@ Result<void> create_env(Store& store, const EnvRecord& env,
 /// error, when another togo holds it (the env is running).
 Result<Fd> try_lock_env(Store& store, const EnvRecord& env);
 
+/// Overlayfs empties the "work" directory inside an env's work/ at every
+/// mount by removing it and making it again; on a drive mounted with
+/// discard that removal waits for the drive. Before a mount it is moved
+/// aside instead (a no-op if it is not there), and the next
+/// remove_retired_work, run while the env starts its command, removes it
+/// off the path of the start. `env_dir` is envs/<id>.
+Result<void> retire_overlay_work(int env_dir);
+/// Removes what retire_overlay_work moved aside, from this start and any
+/// earlier one that did not get to it; errors are left for the next one.
+void remove_retired_work(int env_dir);
+
 /// Forgets the env in the catalog, then removes its directory.
 Result<void> remove_env(Store& store, const EnvRecord& env);
 

@@ -1,7 +1,9 @@
 // An environment's state across runs: what persists, what is fresh each time,
 // what the host provides, and what happens while it is running.
 #include <signal.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fixture.h"
 
@@ -54,6 +56,27 @@ TEST_P(EnvStateTest, WritesAreGoneAfterRmAndCreate) {
   ASSERT_NO_FATAL_FAILURE(create_env("dev", "test"));
   RunResult r = sh("dev", "test -e /root/f && echo still there; echo $?");
   EXPECT_EQ(r.out, "1\n") << describe(r);
+}
+
+// Overlayfs makes its work directory anew at every mount; togo moves the
+// old one aside and removes it while the env starts, so none piles up, not
+// even one left by a start that was cut short.
+TEST_P(EnvStateTest, OverlayWorkDirectoriesDoNotPileUp) {
+  ASSERT_EQ(sh("dev", "true").status, 0);
+  auto envs = list_dir(store() + "/envs");
+  ASSERT_EQ(envs.size(), 1u);
+  std::string work = store() + "/envs/" + envs[0] + "/work";
+  EXPECT_EQ(list_dir(work), std::vector<std::string>{"work"});
+  std::string left = work + "/retired-left";
+  ASSERT_EQ(::mkdir(left.c_str(), 0755), 0);
+  write_file(left + "/#1", "");
+  if (rootless()) {
+    ASSERT_EQ(::chown(left.c_str(), host_uid(), host_uid()), 0);
+    ASSERT_EQ(::chown((left + "/#1").c_str(), host_uid(), host_uid()), 0);
+  }
+  for (int i = 0; i < 3; i++) ASSERT_EQ(sh("dev", "echo x > /root/f").status, 0);
+  EXPECT_EQ(list_dir(work), std::vector<std::string>{"work"});
+  EXPECT_EQ(sh("dev", "cat /root/f").out, "x\n");
 }
 
 TEST_P(EnvStateTest, RmRemovesWhatTheEnvLockedDown) {
