@@ -23,6 +23,7 @@
 #include "store/drive.h"
 #include "store/envs.h"
 #include "store/layout.h"
+#include "store/run_cache.h"
 
 namespace togo::cli {
 
@@ -103,32 +104,72 @@ std::unexpected<Error> no_such_env(const std::string& name) {
                "`togo ls` lists environments; `togo create " + name + " --image IMAGE` makes one");
 }
 
-Result<EnvAccess> open_env(Context& c, const std::string& name, Purpose purpose) {
-  auto path = TRY(c.store_path());
-  auto existing = TRY(store::Store::open_existing(path, store::Store::Access::kRead));
-  if (!existing)
-    return error(ErrorKind::kNotFound, name + ": no such environment (the store " + path +
-                                           " is empty)",
-                 "`togo image create debian` then `togo create " + name + " --image debian`");
-  std::optional<store::EnvRecord> env;
-  std::optional<store::ImageRecord> img;
-  TRY(existing->catalog().read([&]() -> Result<void> {
-    env = TRY(existing->catalog().find_env(name));
-    if (env) img = TRY(existing->catalog().find_image(env->image_id));
+namespace {
+
+std::unexpected<Error> empty_store(const std::string& name, const std::string& path) {
+  return error(ErrorKind::kNotFound, name + ": no such environment (the store " + path +
+                                         " is empty)",
+               "`togo image create debian` then `togo create " + name + " --image debian`");
+}
+
+// The env and its image from the catalog, in one read transaction; with
+// `copy`, a found pair is copied for the next run.
+Result<void> look_up(store::Store& st, const std::string& name, bool copy,
+                     std::optional<store::EnvRecord>& env, std::optional<store::ImageRecord>& img) {
+  uint32_t generation = 0;
+  TRY(st.catalog().read([&]() -> Result<void> {
+    env = TRY(st.catalog().find_env(name));
+    if (env) img = TRY(st.catalog().find_image(env->image_id));
+    generation = TRY(st.catalog().generation());
     return {};
   }));
+  if (copy && env && img) store::write_run_record(st.fd(), generation, {*env, *img});
+  return {};
+}
+
+Result<EnvAccess> finish_open(store::Store st, const std::string& name,
+                              std::optional<store::EnvRecord> env,
+                              std::optional<store::ImageRecord> img, Purpose purpose) {
   if (!env) return no_such_env(name);
   if (!img)
     return error(ErrorKind::kFailed, name + ": its image is missing from the catalog",
                  "run `togo fsck`");
-  Fd dir = TRY(sys::open_at(existing->fd(), store::env_paths(env->id).dir,
+  Fd dir = TRY(sys::open_at(st.fd(), store::env_paths(env->id).dir,
                             O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
   Settings settings = TRY_CTX(parse_settings(env->settings), name);
   runtime::IdentityPlan identity;
   if (purpose == Purpose::kEnter)
     identity = runtime::plan_identity(TRY_CTX(runtime::read_id_facts(), name), settings.user);
-  return EnvAccess{std::move(*existing), std::move(*env),      std::move(*img),
-                   std::move(settings),  std::move(identity), std::move(dir)};
+  return EnvAccess{std::move(st),       std::move(*env),      std::move(*img),
+                   std::move(settings), std::move(identity), std::move(dir)};
+}
+
+}  // namespace
+
+Result<EnvAccess> open_env(Context& c, const std::string& name, Purpose purpose) {
+  auto path = TRY(c.store_path());
+  auto existing = TRY(store::Store::open_existing(path, store::Store::Access::kRead));
+  if (!existing) return empty_store(name, path);
+  std::optional<store::EnvRecord> env;
+  std::optional<store::ImageRecord> img;
+  TRY(look_up(*existing, name, /*copy=*/false, env, img));
+  return finish_open(std::move(*existing), name, std::move(env), std::move(img), purpose);
+}
+
+Result<EnvAccess> open_env_to_run(Context& c, const std::string& name) {
+  auto path = TRY(c.store_path());
+  if (!store::Store::exists(path)) return open_env(c, name);  // says what is missing
+  auto st = TRY(store::Store::open_without_catalog(path));
+  std::optional<store::EnvRecord> env;
+  std::optional<store::ImageRecord> img;
+  if (auto copy = store::read_run_record(st.fd(), name)) {
+    env = std::move(copy->env);
+    img = std::move(copy->image);
+  } else {
+    TRY(st.open_catalog());
+    TRY(look_up(st, name, /*copy=*/true, env, img));
+  }
+  return finish_open(std::move(st), name, std::move(env), std::move(img), Purpose::kEnter);
 }
 
 Result<runtime::Plan> env_plan(EnvAccess& e) {

@@ -32,6 +32,11 @@ enum class Purpose { kEnter, kLook };
 /// Opens the store and finds the env called `name` (kNotFound otherwise).
 Result<EnvAccess> open_env(Context& c, const std::string& name, Purpose purpose = Purpose::kEnter);
 
+/// open_env for `togo run` and `togo exec`: the env and its image as the
+/// run record copied from the catalog says (store/run_cache.h) when that
+/// copy is current, without opening the catalog; e.store has no catalog.
+Result<EnvAccess> open_env_to_run(Context& c, const std::string& name);
+
 /// The error for an env name the store does not have.
 std::unexpected<Error> no_such_env(const std::string& name);
 

@@ -51,7 +51,7 @@ std::unexpected<Error> launch_error(runtime::LaunchFailure f, const std::string&
 // not running and `may_start`.
 Result<int> session(Context& c, bool may_start) {
   const std::string& name = c.inv.args[0];
-  auto e = TRY(open_env(c, name));
+  auto e = TRY(open_env_to_run(c, name));
   runtime::SpawnRequest req = session_request(e, c.inv.rest);
   for (int attempt = 0; attempt < 200; attempt++) {
     if (auto ch = TRY(runtime::connect_env(e.dir.get()))) {

@@ -11,7 +11,7 @@ namespace togo::store {
 
 namespace {
 
-constexpr int kSchema = 4;
+constexpr int kSchema = 5;
 
 const char* kSchemaV1 = R"(
 CREATE TABLE layers (
@@ -66,6 +66,9 @@ CREATE TABLE damaged (
 const char* kSchemaV4 = R"(
 ALTER TABLE layers ADD COLUMN unpacked INTEGER NOT NULL DEFAULT 1;
 )";
+// Schema 5 adds no table: from it on every write transaction counts itself
+// in the header's application_id (Catalog::generation), which a catalog of
+// schema 4 or older, written by an older togo, does not.
 
 std::unexpected<Error> db_error(sqlite3* db, const std::string& what) {
   int code = sqlite3_errcode(db);
@@ -89,6 +92,28 @@ std::unexpected<Error> db_error(sqlite3* db, const std::string& what) {
 }
 
 // One prepared statement; binds by position, steps, reads columns.
+// The count of write transactions, in the header's application_id.
+Result<uint32_t> read_generation(sqlite3* db) {
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db, "PRAGMA application_id", -1, &st, nullptr) != SQLITE_OK ||
+      sqlite3_step(st) != SQLITE_ROW) {
+    sqlite3_finalize(st);
+    return db_error(db, "reading the catalog's generation");
+  }
+  auto g = static_cast<uint32_t>(sqlite3_column_int64(st, 0));
+  sqlite3_finalize(st);
+  return g;
+}
+
+// Counts one more write transaction; in the one that is open.
+Result<void> count_change(sqlite3* db) {
+  uint32_t next = (TRY(read_generation(db)) + 1) & 0x7fffffffu;
+  std::string sql = "PRAGMA application_id=" + std::to_string(next == 0 ? 1 : next);
+  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK)
+    return db_error(db, "counting a change");
+  return {};
+}
+
 class Stmt {
  public:
   Stmt(sqlite3* db, const char* sql) : db_(db) {
@@ -113,6 +138,19 @@ class Stmt {
     return db_error(db_, "query");
   }
   Result<void> run() {
+    // Every change is counted (Catalog::generation): transaction() counts
+    // its own; a change outside one gets a transaction of its own here.
+    if (st_ && !sqlite3_stmt_readonly(st_) && sqlite3_get_autocommit(db_)) {
+      if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
+        return db_error(db_, "BEGIN IMMEDIATE");
+      Result<bool> r = step();
+      Result<void> counted = r ? count_change(db_) : Result<void>();
+      const char* end = r && counted ? "COMMIT" : "ROLLBACK";
+      if (sqlite3_exec(db_, end, nullptr, nullptr, nullptr) != SQLITE_OK && r && counted)
+        return db_error(db_, end);
+      if (!r) return std::unexpected(std::move(r.error()));
+      return counted;
+    }
     TRY(step());
     return {};
   }
@@ -242,6 +280,8 @@ Result<void> Catalog::migrate() {
     if (version < 2) TRY(exec(kSchemaV2));
     if (version < 3) TRY(exec(kSchemaV3));
     if (version < 4) TRY(exec(kSchemaV4));
+    // Schema 5: a first generation.
+    if (version < 5) TRY(exec("PRAGMA application_id=1"));
     return exec("PRAGMA user_version=" + std::to_string(kSchema));
   }));
   // Catalogs made before page checksums are rewritten with room for them.
@@ -251,6 +291,10 @@ Result<void> Catalog::migrate() {
   }
   return {};
 }
+
+Result<uint32_t> Catalog::generation() { return read_generation(db_); }
+
+Result<void> Catalog::count_change() { return togo::store::count_change(db_); }
 
 Result<int64_t> Catalog::page_count() {
   Stmt q(db_, "PRAGMA page_count");

@@ -63,11 +63,13 @@ class Catalog {
   ~Catalog();
 
   /// Runs `body` in one transaction (BEGIN IMMEDIATE .. COMMIT); rolls back
-  /// if it fails.
+  /// if it fails. Every change to the catalog is made in one: outside, a
+  /// change is refused. Each counts itself in generation().
   template <typename F>
   Result<void> transaction(F&& body) {
     TRY(exec("BEGIN IMMEDIATE"));
     Result<void> r = body();
+    if (r) r = count_change();
     if (!r) {
       (void)exec("ROLLBACK");
       return r;
@@ -84,6 +86,11 @@ class Catalog {
     (void)exec(r ? "COMMIT" : "ROLLBACK");
     return r;
   }
+
+  /// How many write transactions the catalog has seen (modulo 2^31): kept
+  /// in the SQLite header's application_id, so a reader can compare it
+  /// without opening the catalog (store/run_cache.h).
+  Result<uint32_t> generation();
 
   Result<std::optional<LayerRecord>> find_layer(const std::string& digest);
   /// The layer `digest` as an import or a pull may reuse it: nullopt if the
@@ -144,6 +151,7 @@ class Catalog {
   static Result<Catalog> connect(const std::string& name, int flags, bool create);
   /// True if the schema and the page layout are this togo's.
   Result<bool> up_to_date();
+  Result<void> count_change();
   Result<void> migrate();
   Result<int64_t> page_count();
   Result<int> reserved_bytes();

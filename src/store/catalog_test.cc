@@ -170,6 +170,28 @@ TEST_F(CatalogTest, PersistsAcrossOpens) {
   EXPECT_TRUE(*c->find_layer("sha256:l1"));
 }
 
+TEST_F(CatalogTest, EveryChangeCountsInTheGeneration) {
+  auto c = Catalog::open(db(), true);
+  ASSERT_TRUE(c);
+  uint32_t g0 = *c->generation();
+  EXPECT_GT(g0, 0u) << "a new catalog starts counted";
+  ASSERT_TRUE(c->transaction([&] { return c->put_layer({"sha256:l1", 1, 2}); }));
+  EXPECT_EQ(*c->generation(), g0 + 1);
+  ASSERT_TRUE(c->put_layer({"sha256:l2", 1, 2})) << "a change outside a transaction";
+  EXPECT_EQ(*c->generation(), g0 + 2);
+  ASSERT_TRUE(c->read([&]() -> Result<void> {
+    TRY(c->find_layer("sha256:l1"));
+    return {};
+  }));
+  EXPECT_EQ(*c->generation(), g0 + 2) << "reading counts nothing";
+  auto failed = c->transaction([&]() -> Result<void> {
+    TRY(c->put_layer({"sha256:l3", 1, 2}));
+    return error(ErrorKind::kFailed, "no");
+  });
+  EXPECT_FALSE(failed);
+  EXPECT_EQ(*c->generation(), g0 + 2) << "a rolled back transaction counts nothing";
+}
+
 TEST_F(CatalogTest, AFailedTransactionChangesNothing) {
   auto c = Catalog::open(db(), true);
   ASSERT_TRUE(c);

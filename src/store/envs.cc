@@ -76,6 +76,7 @@ Result<void> remove_env(Store& st, const EnvRecord& env) {
   TRY(st.catalog().transaction([&] { return st.catalog().delete_env(env.id); }));
   // Forgotten first: a crash from here leaves an orphan directory that
   // `togo fsck` removes, never a catalog entry without its files.
+  (void)::unlinkat(st.fd(), (std::string(kRunCache) + "/" + env.name).c_str(), 0);
   return fs::remove_tree(st.fd(), env_paths(env.id).dir);
 }
 

@@ -18,6 +18,7 @@ inline constexpr const char* kLayers = "layers";         // layers/<hex>/root
 inline constexpr const char* kEnvs = "envs";             // envs/<id>/...
 inline constexpr const char* kTmp = "tmp";               // staging; garbage after a crash
 inline constexpr const char* kDownloads = "tmp/downloads";  // partial pulls, resumable
+inline constexpr const char* kRunCache = "cache/run";    // cache/run/<env name>: run_cache.h
 
 /// The hex part of a "sha256:<hex>" digest (the whole string if it has no ':').
 std::string_view digest_hex(std::string_view digest);

@@ -155,12 +155,26 @@ Result<Store> Store::open(const std::string& path, Access access) {
   // Readers look for a missing catalog only when opening it failed: that
   // costs nothing on the path of every `togo run`.
   if (access == Access::kWrite) TRY(unless_catalog_lost(fd.get(), path, access));
-  auto catalog = Catalog::open(fs::join(path, kCatalog), access == Access::kWrite);
+  Store store(path, std::move(fd));
+  TRY(store.open_catalog(access));
+  return store;
+}
+
+Result<Store> Store::open_without_catalog(const std::string& path) {
+  Fd fd = TRY_CTX(sys::open_at(AT_FDCWD, path, O_RDONLY | O_DIRECTORY), "store");
+  if (TRY(read_format(fd.get(), path)) == 0)
+    return error(ErrorKind::kNotFound, "store " + path + ": empty (nothing created yet)");
+  return Store(path, std::move(fd));
+}
+
+Result<void> Store::open_catalog(Access access) {
+  auto catalog = Catalog::open(fs::join(path_, kCatalog), access == Access::kWrite);
   if (!catalog) {
-    TRY(unless_catalog_lost(fd.get(), path, access));
-    return std::unexpected(std::move(catalog.error()).context("store " + path));
+    TRY(unless_catalog_lost(fd_.get(), path_, access));
+    return std::unexpected(std::move(catalog.error()).context("store " + path_));
   }
-  return Store(path, std::move(fd), std::move(*catalog));
+  catalog_.emplace(std::move(*catalog));
+  return {};
 }
 
 Result<WriterLock> Store::lock_for_writing(const std::string& what) {

@@ -51,6 +51,8 @@ class Store {
   /// missing or empty. Refuses a directory that is not a store, and a store
   /// of a newer format, without changing anything.
   static Result<Store> open(const std::string& path, Access access);
+  /// For reading only, without the catalog yet: open_catalog() opens it.
+  static Result<Store> open_without_catalog(const std::string& path);
   /// True if `path` holds a store marker.
   static bool exists(const std::string& path);
   /// Opens the store if there is one; nothing (and no error) when `path` is
@@ -60,6 +62,9 @@ class Store {
   const std::string& path() const { return path_; }
   int fd() const { return fd_.get(); }
   Catalog& catalog() { return *catalog_; }
+  /// Opens the catalog of a store opened without it (for reading), as
+  /// open() would have.
+  Result<void> open_catalog(Access access = Access::kRead);
 
   /// Takes the writer lock, saying on stderr what it waits for if another
   /// togo holds it. `what` names this command for the other side's message.
@@ -72,8 +77,7 @@ class Store {
   Result<std::string> make_staging_dir();
 
  private:
-  Store(std::string path, Fd fd, Catalog catalog)
-      : path_(std::move(path)), fd_(std::move(fd)), catalog_(std::move(catalog)) {}
+  Store(std::string path, Fd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
   std::string path_;
   Fd fd_;
   std::optional<Catalog> catalog_;
