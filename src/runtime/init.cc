@@ -66,13 +66,15 @@ class Init {
       int n = ::poll(pfds.data(), pfds.size(), timeout);
       if (n < 0 && errno != EINTR) finish(1);
       if (pfds[0].revents & POLLIN) on_signal();
+      // Only the requests polled above: one accepted now waits for the next round.
+      size_t polled = pending_.size();
       if (pfds[1].revents & POLLIN) on_accept();
       if (own_ && (pfds[2].revents & (POLLIN | POLLHUP | POLLERR))) own_->on_channel();
       if (own_) own_->on_timeout();
       // Requests, newest last; a handled one leaves the pending list.
       std::vector<Fd> keep;
       for (size_t i = 0; i < pending_.size(); i++) {
-        if (pfds[3 + i].revents) {
+        if (i < polled && pfds[3 + i].revents) {
           on_request(std::move(pending_[i]));
         } else {
           keep.push_back(std::move(pending_[i]));
@@ -179,7 +181,7 @@ class Init {
         // One session at a time is init's own: no leader process to start.
         if (!own_) {
           own_.emplace();
-          if (!own_->start(std::move(conn), *req, std::move(m->fds))) {
+          if (!own_->start(std::move(conn), *req, std::move(m->fds), /*share_memory=*/false)) {
             own_.reset();
             return;
           }

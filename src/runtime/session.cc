@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <optional>
 #include <string>
 #include <tuple>
 
@@ -75,7 +76,11 @@ struct Prepared {
   uint32_t uid = 0, gid = 0;
   std::vector<char*> argv_ptrs, env_ptrs;  // null-terminated, into argv and env
   std::vector<std::string> cwd_parents;    // "/a", "/a/b", ...: made if cwd is missing
-  std::string search;                      // the command's PATH
+  std::optional<std::string> search;       // the command's PATH, if it has one
+
+  Prepared() = default;
+  Prepared(Prepared&&) = default;  // the vectors move their elements, pointers stay good
+  Prepared(const Prepared&) = delete;
 
   void finish(const SpawnRequest& req) {
     for (auto& a : argv) argv_ptrs.push_back(a.data());
@@ -148,13 +153,17 @@ void exec_search(const Prepared& p) {
   };
   if (!p.path.empty()) return exec_one(p.path.c_str());
   const char* file = argv[0];
+  if (*file == '\0') {
+    errno = ENOENT;
+    return;
+  }
   if (std::strchr(file, '/')) return exec_one(file);
   size_t flen = std::strlen(file);
   if (flen > NAME_MAX) {
     errno = ENAMETOOLONG;
     return;
   }
-  const char* dirs = p.search.empty() ? "/bin:/usr/bin" : p.search.c_str();
+  const char* dirs = p.search ? p.search->c_str() : "/bin:/usr/bin";
   char buf[PATH_MAX];
   bool denied = false;
   int last = ENOENT;
@@ -229,12 +238,15 @@ void exec_search(const Prepared& p) {
   ::_exit(127);
 }
 
-// vfork: no copy of this process's memory for a child that only execs;
-// this process waits until it has. Kept apart so that nothing of a larger
-// frame lives across the vfork.
+// With `share`, vfork: no copy of this process's memory for a child that
+// only execs, and this process waits until it has. Only for a leader (its
+// wait stops no one else) and a command that keeps its ids: a child that
+// switches user rewrites the shared memory's dumpable flag, which keeps
+// /proc/<leader>/exe closed to the env. Kept apart so that nothing of a
+// larger frame lives across the vfork.
 __attribute__((noinline)) pid_t spawn_command(const Prepared& p, int in, int out, int err,
-                                              bool pty, int report) {
-  pid_t pid = ::vfork();
+                                              bool pty, int report, bool share) {
+  pid_t pid = share && p.uid == 0 && p.gid == 0 ? ::vfork() : ::fork();
   if (pid == 0) exec_command(p, in, out, err, pty, report);
   return pid;
 }
@@ -274,7 +286,8 @@ std::vector<pid_t> child_pids() {
   return pids;
 }
 
-bool Session::start(Fd channel, const SpawnRequest& req, std::vector<Fd> stdio) {
+bool Session::start(Fd channel, const SpawnRequest& req, std::vector<Fd> stdio,
+                    bool share_memory) {
   channel_ = std::move(channel);
   // Tells the host the command did not start. Only an exec that failed is
   // the command's (126/127 there, by its errno); anything before it is
@@ -308,8 +321,10 @@ bool Session::start(Fd channel, const SpawnRequest& req, std::vector<Fd> stdio) 
   if (::pipe2(pipefd, O_CLOEXEC) < 0) return fail(sys_error(errno, "pipe").error());
   Fd report_r(pipefd[0]), report_w(pipefd[1]);
 
-  pid_t cmd = spawn_command(p, in, out, err, req.pty, report_w.get());
+  pid_t cmd = spawn_command(p, in, out, err, req.pty, report_w.get(), share_memory);
   if (cmd < 0) return fail(sys_error(errno, "fork").error());
+  // SECURITY: still closed to the env (see spawn_command).
+  ::prctl(PR_SET_DUMPABLE, 0);
   report_w.reset();
   slave.reset();
   stdio.clear();
@@ -340,6 +355,11 @@ bool Session::start(Fd channel, const SpawnRequest& req, std::vector<Fd> stdio) 
 
 void Session::on_channel() {
   auto m = recv_message(channel_.get());
+  // Once the command is reaped its pid may name another process.
+  if (ended_) {
+    if (!m) hung_up_ = true;
+    return;
+  }
   if (!m) {
     // The togo on the host is gone: hang up on the command like a closed
     // terminal would, and make sure it ends.
@@ -389,7 +409,7 @@ void leader_main(Fd channel, const SpawnRequest& req, std::vector<Fd> stdio) {
   for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT}) ::sigaddset(&mask, sig);
   ::sigprocmask(SIG_BLOCK, &mask, nullptr);
   Session s;
-  if (!s.start(std::move(channel), req, std::move(stdio))) ::_exit(0);
+  if (!s.start(std::move(channel), req, std::move(stdio), /*share_memory=*/true)) ::_exit(0);
 
   sigset_t chld;
   ::sigemptyset(&chld);

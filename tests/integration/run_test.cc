@@ -48,6 +48,29 @@ TEST_P(RunTest, ProbeSeesTheEnvsOwnHostnamePidsAndIds) {
   EXPECT_EQ(probe_value(p, "cwd"), "/root") << "root's home from the image's /etc/passwd";
 }
 
+// The command is found in the env's PATH as execvp(3) finds it: a
+// directory where it is not executable is passed over, a script without
+// "#!" runs under /bin/sh, and a name found nowhere is 127.
+TEST_P(RunTest, TheCommandIsSearchedInTheEnvsPath) {
+  ASSERT_EQ(sh("dev",
+               "mkdir -p /usr/local/sbin /usr/local/bin;"
+               "echo 'echo from-script \"$@\"' > /usr/local/bin/plain; chmod 755 /usr/local/bin/plain;"
+               "printf 'echo denied\\n' > /usr/local/sbin/twice; chmod 644 /usr/local/sbin/twice;"
+               "printf 'echo allowed\\n' > /usr/local/bin/twice; chmod 755 /usr/local/bin/twice")
+                .status,
+            0);
+  RunResult plain = in_env("dev", {"plain", "x"});
+  EXPECT_EQ(plain.status, 0) << describe(plain);
+  EXPECT_EQ(plain.out, "from-script x\n");
+  RunResult twice = in_env("dev", {"twice"});
+  EXPECT_EQ(twice.status, 0) << describe(twice);
+  EXPECT_EQ(twice.out, "allowed\n");
+  RunResult none = in_env("dev", {"no-such-command"});
+  EXPECT_EQ(none.status, 127) << describe(none);
+  RunResult denied = in_env("dev", {"/usr/local/sbin/twice"});
+  EXPECT_EQ(denied.status, 126) << describe(denied);
+}
+
 TEST_P(RunTest, ProbeSeesTheEnvsMounts) {
   auto p = probe("dev");
   EXPECT_EQ(probe_value(p, "root_fstype"), "overlay");
