@@ -197,12 +197,20 @@ int run_step(const Step& s, int store, int& root, int& mask) {
       return ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
     case StepKind::kHostname:
       return ::sethostname(s.a.c_str(), s.a.size());
+    // SECURITY: the root is nodev: a device node an image brought opens
+    // nothing (as root, without a device cgroup, a node of the host's disk
+    // would open the disk). The env's devices are on its own /dev.
     case StepKind::kMountOverlay:
       // Paths in the options are relative to the store (our cwd), which keeps
       // them short and free of the characters overlayfs treats specially.
-      return ::mount("overlay", s.a.c_str(), "overlay", 0, s.b.c_str());
-    case StepKind::kBindSelf:
-      return ::mount(s.a.c_str(), s.a.c_str(), nullptr, MS_BIND | MS_REC, nullptr);
+      return ::mount("overlay", s.a.c_str(), "overlay", MS_NODEV, s.b.c_str());
+    case StepKind::kBindSelf: {
+      if (::mount(s.a.c_str(), s.a.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0) return -1;
+      struct mount_attr attr = {};
+      attr.attr_set = MOUNT_ATTR_NODEV;
+      return static_cast<int>(
+          ::syscall(SYS_mount_setattr, AT_FDCWD, s.a.c_str(), AT_RECURSIVE, &attr, sizeof attr));
+    }
     case StepKind::kOpenRoot:
       root = ::openat(store, s.a.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       return root < 0 ? -1 : 0;

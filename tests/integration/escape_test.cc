@@ -132,6 +132,22 @@ TEST_P(EscapeTest, HardeningIsOnByDefault) {
   }
 }
 
+// A device node an image brings opens nothing: the env's root is nodev (as
+// root there is no device cgroup, and /dev/mem or a node of the host's
+// disk would otherwise open). Rootless imports make no device nodes at all.
+TEST_P(EscapeTest, DeviceNodesFromAnImageDoNotOpen) {
+  std::string tar = sub("nodes.tar");
+  make_tar(tar, "base()\ndir('opt')\ndev('opt/mem', 1, 1)\ndev('opt/zero', 1, 5)\n");
+  import_image(tar, "nodes");
+  create_env("box", "nodes");
+  RunResult r = sh("box",
+                   "head -c1 /opt/mem > /dev/null 2>&1 && echo read-mem;"
+                   "head -c1 /opt/zero > /dev/null 2>&1 && echo read-zero;"
+                   "head -c1 /dev/zero | wc -c");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out, "1\n") << "only the env's own /dev opens: " << r.out;
+}
+
 TEST_P(EscapeTest, PrivilegedTurnsHardeningOff) {
   ASSERT_EQ(tg({"config", "dev", "privileged=true"}).status, 0);
   auto p = probe("dev");
