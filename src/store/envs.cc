@@ -2,6 +2,8 @@
 
 #include <sys/file.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 
@@ -60,6 +62,19 @@ constexpr std::string_view kRetiredPrefix = "retired-";
 }  // namespace
 
 Result<void> retire_overlay_work(int env_dir) {
+  // Only an empty one: what a crash left in it may belong to ids of the
+  // env's user namespace that this user cannot remove; overlayfs can.
+  auto work = sys::open_at(env_dir, "work/work", O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  if (!work && work.error().err == EACCES) {
+    // Overlayfs makes it mode 0; in a user namespace it is ours on the host.
+    struct stat st;
+    if (::fstatat(env_dir, "work/work", &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_uid != ::geteuid() ||
+        ::fchmodat(env_dir, "work/work", 0700, 0) < 0)
+      return {};
+    work = sys::open_at(env_dir, "work/work", O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  }
+  if (!work) return work.error().err == ENOENT ? Result<void>() : std::unexpected(work.error());
+  if (!fs::list_dir(work->get()).empty()) return {};
   std::string to = "work/" + fs::temp_name(kRetiredPrefix);
   if (::renameat(env_dir, "work/work", env_dir, to.c_str()) == 0 || errno == ENOENT) return {};
   return sys_error(errno, "moving aside the env's overlay work directory");

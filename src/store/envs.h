@@ -26,8 +26,9 @@ Result<Fd> try_lock_env(Store& store, const EnvRecord& env);
 
 /// Overlayfs empties the "work" directory inside an env's work/ at every
 /// mount by removing it and making it again; on a drive mounted with
-/// discard that removal waits for the drive. Before a mount it is moved
-/// aside instead (a no-op if it is not there), and the next
+/// discard that removal waits for the drive. Before a mount an empty one
+/// is moved aside instead (one that is missing or holds something is left
+/// to overlayfs), and the next
 /// remove_retired_work, run while the env starts its command, removes it
 /// off the path of the start. `env_dir` is envs/<id>.
 Result<void> retire_overlay_work(int env_dir);

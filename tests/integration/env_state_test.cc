@@ -77,6 +77,15 @@ TEST_P(EnvStateTest, OverlayWorkDirectoriesDoNotPileUp) {
   for (int i = 0; i < 3; i++) ASSERT_EQ(sh("dev", "echo x > /root/f").status, 0);
   EXPECT_EQ(list_dir(work), std::vector<std::string>{"work"});
   EXPECT_EQ(sh("dev", "cat /root/f").out, "x\n");
+
+  // One that holds something (a copy-up cut short, owned by an id of the
+  // env's) is left where it is, for overlayfs to empty.
+  ASSERT_EQ(::chmod((work + "/work").c_str(), 0700), 0);
+  write_file(work + "/work/#2", "");
+  ASSERT_EQ(::chown((work + "/work/#2").c_str(), 4242, 4242), 0);
+  ASSERT_EQ(sh("dev", "true").status, 0);
+  EXPECT_EQ(list_dir(work), std::vector<std::string>{"work"});
+  EXPECT_EQ(::access((work + "/work/#2").c_str(), F_OK), -1) << "overlayfs emptied it";
 }
 
 TEST_P(EnvStateTest, RmRemovesWhatTheEnvLockedDown) {
