@@ -201,6 +201,9 @@ Result<Catalog> Catalog::open(const std::string& path, bool create) {
   }
   auto c = TRY(connect(path, create ? SQLITE_OPEN_CREATE : 0, create));
   TRY(c.migrate());
+  // A reader that brought the schema up to date leaves the log empty too, as
+  // a writer does (run_cache.h reads only a catalog whose log is empty).
+  if (!create) c.checkpoint_on_close_ = true;
   return c;
 }
 
@@ -236,13 +239,15 @@ Result<Catalog> Catalog::connect(const std::string& name, int flags, bool create
 }
 
 Catalog::Catalog(Catalog&& o) noexcept
-    : db_(std::exchange(o.db_, nullptr)), writer_(o.writer_) {}
+    : db_(std::exchange(o.db_, nullptr)),
+      writer_(o.writer_),
+      checkpoint_on_close_(o.checkpoint_on_close_) {}
 
 Catalog::~Catalog() {
   // A writer leaves the log empty: at rest the database file alone holds
   // the catalog, so its page checksums cover everything (a stale copy of a
   // page in the log would otherwise hide damage to the file).
-  if (db_ && writer_) {
+  if (db_ && (writer_ || checkpoint_on_close_)) {
     sqlite3_busy_timeout(db_, 500);
     sqlite3_wal_checkpoint_v2(db_, "main", SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
   }

@@ -158,6 +158,7 @@ class Catalog {
   Result<void> reserve_checksums();
   sqlite3* db_;
   bool writer_ = false;
+  bool checkpoint_on_close_ = false;  // a reader that migrated the schema
 };
 
 }  // namespace togo::store
