@@ -64,6 +64,18 @@ TEST_F(CatalogTest, SchemaOneIsUpgradedKeepingItsRows) {
   EXPECT_EQ((*c->find_layer("sha256:new"))->diff_id, "sha256:d");
 }
 
+TEST_F(CatalogTest, AReaderThatUpgradesTheSchemaLeavesTheLogEmpty) {
+  ASSERT_NO_FATAL_FAILURE(write_schema_one(db()));
+  {
+    auto c = Catalog::open(db(), false);
+    ASSERT_TRUE(c) << c.error().message;
+    EXPECT_GT(*c->generation(), 0u);
+  }
+  struct stat wal;
+  ASSERT_EQ(::stat((db() + "-wal").c_str(), &wal), 0);
+  EXPECT_EQ(wal.st_size, 0) << "the upgrade is in the database file";
+}
+
 TEST_F(CatalogTest, APackedLayerStaysPackedUntilItIsRecordedUnpacked) {
   auto c = Catalog::open(db(), true);
   ASSERT_TRUE(c) << c.error().message;
