@@ -267,6 +267,25 @@ TEST_P(SessionTest, Sigusr1ToRunReachesTheCommand) {
   EXPECT_EQ(plain->wait(10), std::optional<int>(128 + SIGUSR1)) << plain->err();
 }
 
+// A togo that dies hangs up on its command, as a closed terminal would;
+// a command that ignores SIGHUP is killed a few seconds later. Both for the
+// session init serves itself and for one beside it, with a leader.
+TEST_P(SessionTest, ACommandWhoseTogoDiedEnds) {
+  ASSERT_NO_FATAL_FAILURE(start_dev());
+  auto own = exec_sh("trap '' HUP; echo ready; exec sleep 41");
+  auto beside = exec_sh("trap '' HUP; echo ready; sleep 42");
+  ASSERT_TRUE(contains(ps_dev(), "sleep 41") && contains(ps_dev(), "sleep 42")) << ps_dev();
+  ::kill(own->pid(), SIGKILL);
+  ::kill(beside->pid(), SIGKILL);
+  double t0 = now_s();
+  EXPECT_TRUE(eventually([&] {
+    std::string ps = ps_dev();
+    return !contains(ps, "sleep 41") && !contains(ps, "sleep 42");
+  }, 15)) << ps_dev();
+  EXPECT_GT(now_s() - t0, 3) << "SIGHUP was ignored: the kill comes after a grace period";
+  EXPECT_EQ(state_of("dev"), "running") << "the env itself stays up";
+}
+
 TEST_P(SessionTest, StopTermsThenKillsAfterTheGracePeriod) {
   ASSERT_NO_FATAL_FAILURE(start_dev());
   auto polite = exec_sh("echo ready; exec sleep 30");
