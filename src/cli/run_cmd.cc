@@ -53,6 +53,9 @@ Result<int> session(Context& c, bool may_start) {
   const std::string& name = c.inv.args[0];
   auto e = TRY(open_env_to_run(c, name));
   runtime::SpawnRequest req = session_request(e, c.inv.rest);
+  // The command may run (and a signal to togo be meant for it) before
+  // run_session is reached: its signals are held from here.
+  runtime::HeldSignals held;
   for (int attempt = 0; attempt < 200; attempt++) {
     if (auto ch = TRY(runtime::connect_env(e.dir.get()))) {
       auto status = runtime::run_session(ch->get(), req);

@@ -74,18 +74,27 @@ Result<void> send_spawn(int channel, const SpawnRequest& req) {
   return send_message(channel, MsgType::kSpawn, encode(req), stdio);
 }
 
-std::expected<int, LaunchFailure> run_session(int channel, const SpawnRequest& req, bool sent) {
-  auto fail125 = [](Error e) { return failure(125, std::move(e)); };
-  // Signals to togo are for the command: they are read here and sent on.
-  sigset_t mask, old_mask;
+HeldSignals::HeldSignals() {
+  sigset_t mask = forwarded();
+  ::sigprocmask(SIG_BLOCK, &mask, &old_);
+}
+
+HeldSignals::~HeldSignals() { ::sigprocmask(SIG_SETMASK, &old_, nullptr); }
+
+sigset_t HeldSignals::forwarded() {
+  sigset_t mask;
   ::sigemptyset(&mask);
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGPIPE})
     ::sigaddset(&mask, sig);
-  ::sigprocmask(SIG_BLOCK, &mask, &old_mask);
-  struct Restore {
-    sigset_t m;
-    ~Restore() { ::sigprocmask(SIG_SETMASK, &m, nullptr); }
-  } restore{old_mask};
+  return mask;
+}
+
+std::expected<int, LaunchFailure> run_session(int channel, const SpawnRequest& req, bool sent) {
+  auto fail125 = [](Error e) { return failure(125, std::move(e)); };
+  // Signals to togo are for the command: they are read here and sent on
+  // (with those that came while they were held before).
+  HeldSignals held;
+  sigset_t mask = HeldSignals::forwarded();
   Fd sigs(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
 
   if (!sent)

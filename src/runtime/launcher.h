@@ -2,6 +2,8 @@
 // running one, run a session over the control channel, stop it.
 #pragma once
 
+#include <signal.h>
+
 #include <sys/types.h>
 
 #include <cstdint>
@@ -74,6 +76,21 @@ Result<void> send_spawn(int channel, const SpawnRequest& req);
 /// passes stdio (or relays a pty), forwards signals sent to togo, and
 /// returns the command's exit status. A channel that closes before the
 /// command started is kNotFound (the env went away).
+/// Blocks, while it lives, the signals run_session forwards to the command
+/// (SIGINT, SIGTERM, SIGHUP, ...): one sent while the env starts waits for
+/// run_session, which forwards it, instead of ending togo.
+class HeldSignals {
+ public:
+  HeldSignals();
+  ~HeldSignals();
+  HeldSignals(const HeldSignals&) = delete;
+  HeldSignals& operator=(const HeldSignals&) = delete;
+  static sigset_t forwarded();
+
+ private:
+  sigset_t old_;
+};
+
 std::expected<int, LaunchFailure> run_session(int channel, const SpawnRequest& req,
                                               bool sent = false);
 
