@@ -162,7 +162,9 @@ Result<EnvAccess> open_env_to_run(Context& c, const std::string& name) {
   auto st = TRY(store::Store::open_without_catalog(path));
   std::optional<store::EnvRecord> env;
   std::optional<store::ImageRecord> img;
-  if (auto copy = store::read_run_record(st.fd(), name)) {
+  // Only a name an env may have names a copy (no '/', no "..").
+  auto copy = store::valid_env_name(name) ? store::read_run_record(st.fd(), name) : std::nullopt;
+  if (copy) {
     env = std::move(copy->env);
     img = std::move(copy->image);
   } else {

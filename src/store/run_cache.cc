@@ -114,6 +114,7 @@ std::optional<RunRecord> read_run_record(int store_fd, const std::string& name) 
 }
 
 void write_run_record(int store_fd, uint32_t generation, const RunRecord& r) {
+  if (!valid_env_name(r.env.name)) return;
   for (const char* dir : {"cache", kRunCache})
     if (::mkdirat(store_fd, dir, 0755) < 0 && errno != EEXIST) return;
   std::string body = body_of(r);
