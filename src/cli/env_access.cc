@@ -120,7 +120,7 @@ Result<void> look_up(store::Store& st, const std::string& name, bool copy,
   TRY(st.catalog().read([&]() -> Result<void> {
     env = TRY(st.catalog().find_env(name));
     if (env) img = TRY(st.catalog().find_image(env->image_id));
-    generation = TRY(st.catalog().generation());
+    if (copy) generation = TRY(st.catalog().generation());
     return {};
   }));
   if (copy && env && img) store::write_run_record(st.fd(), generation, {*env, *img});
