@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/sha256.h"
 #include "fixture.h"
 
 namespace togo::test {
@@ -86,6 +87,30 @@ TEST_P(EnvStateTest, OverlayWorkDirectoriesDoNotPileUp) {
   ASSERT_EQ(sh("dev", "true").status, 0);
   EXPECT_EQ(list_dir(work), std::vector<std::string>{"work"});
   EXPECT_EQ(::access((work + "/work/#2").c_str(), F_OK), -1) << "overlayfs emptied it";
+}
+
+// A run reads the env from its copy (cache/run/NAME) while the catalog is
+// unchanged, and from the catalog once anything changed it. The copy is
+// altered here (and its checksum made to match) to tell which one a run read.
+TEST_P(EnvStateTest, ARunReadsItsCopyUntilTheCatalogChanges) {
+  ASSERT_EQ(sh("dev", "true").status, 0);
+  std::string copy = store() + "/cache/run/dev";
+  auto text = read_file(copy);
+  ASSERT_TRUE(text) << "the run left a copy";
+  size_t first = text->find('\n'), second = text->find('\n', first + 1);
+  ASSERT_NE(second, std::string::npos);
+  std::string body = text->substr(second + 1);
+  size_t at = body.find("\"settings\":\"\"");
+  ASSERT_NE(at, std::string::npos) << body;
+  body.replace(at, 13, "\"settings\":\"hostname=fromcopy\\n\"");
+  std::string generation = text->substr(first + 1, text->find(' ', first) - first - 1);
+  write_file(copy, text->substr(0, first + 1) + generation + " " + Sha256::digest_of(body) +
+                       "\n" + body);
+  EXPECT_EQ(sh("dev", "hostname").out, "fromcopy\n") << "the run read its copy";
+
+  ASSERT_EQ(tg({"config", "dev", "hostname=fromcatalog"}).status, 0);
+  EXPECT_EQ(sh("dev", "hostname").out, "fromcatalog\n") << "a change retires the copy";
+  EXPECT_EQ(sh("dev", "hostname").out, "fromcatalog\n") << "and the new copy says the same";
 }
 
 TEST_P(EnvStateTest, RmRemovesWhatTheEnvLockedDown) {
