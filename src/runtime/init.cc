@@ -181,7 +181,7 @@ class Init {
         // One session at a time is init's own: no leader process to start.
         if (!own_) {
           own_.emplace();
-          if (!own_->start(std::move(conn), *req, std::move(m->fds), /*share_memory=*/false)) {
+          if (!own_->start(std::move(conn), *req, std::move(m->fds))) {
             own_.reset();
             return;
           }

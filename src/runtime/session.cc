@@ -238,15 +238,15 @@ void exec_search(const Prepared& p) {
   ::_exit(127);
 }
 
-// With `share`, vfork: no copy of this process's memory for a child that
-// only execs, and this process waits until it has. Only for a leader (its
-// wait stops no one else) and a command that keeps its ids: a child that
-// switches user rewrites the shared memory's dumpable flag, which keeps
-// /proc/<leader>/exe closed to the env. Kept apart so that nothing of a
-// larger frame lives across the vfork.
+// A command that keeps its ids gets vfork: no copy of this process's
+// memory for a child that only execs. This process waits until it has,
+// as it would anyway for the child's report. A child that switches user
+// gets a fork: it would rewrite the shared memory's dumpable flag, which
+// keeps /proc/<init or leader>/exe closed to the env. Kept apart so that
+// nothing of a larger frame lives across the vfork.
 __attribute__((noinline)) pid_t spawn_command(const Prepared& p, int in, int out, int err,
-                                              bool pty, int report, bool share) {
-  pid_t pid = share && p.uid == 0 && p.gid == 0 ? ::vfork() : ::fork();
+                                              bool pty, int report) {
+  pid_t pid = p.uid == 0 && p.gid == 0 ? ::vfork() : ::fork();
   if (pid == 0) exec_command(p, in, out, err, pty, report);
   return pid;
 }
@@ -286,8 +286,7 @@ std::vector<pid_t> child_pids() {
   return pids;
 }
 
-bool Session::start(Fd channel, const SpawnRequest& req, std::vector<Fd> stdio,
-                    bool share_memory) {
+bool Session::start(Fd channel, const SpawnRequest& req, std::vector<Fd> stdio) {
   channel_ = std::move(channel);
   // Tells the host the command did not start. Only an exec that failed is
   // the command's (126/127 there, by its errno); anything before it is
@@ -321,7 +320,7 @@ bool Session::start(Fd channel, const SpawnRequest& req, std::vector<Fd> stdio,
   if (::pipe2(pipefd, O_CLOEXEC) < 0) return fail(sys_error(errno, "pipe").error());
   Fd report_r(pipefd[0]), report_w(pipefd[1]);
 
-  pid_t cmd = spawn_command(p, in, out, err, req.pty, report_w.get(), share_memory);
+  pid_t cmd = spawn_command(p, in, out, err, req.pty, report_w.get());
   if (cmd < 0) return fail(sys_error(errno, "fork").error());
   // SECURITY: still closed to the env (see spawn_command).
   ::prctl(PR_SET_DUMPABLE, 0);
@@ -409,7 +408,7 @@ void leader_main(Fd channel, const SpawnRequest& req, std::vector<Fd> stdio) {
   for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT}) ::sigaddset(&mask, sig);
   ::sigprocmask(SIG_BLOCK, &mask, nullptr);
   Session s;
-  if (!s.start(std::move(channel), req, std::move(stdio), /*share_memory=*/true)) ::_exit(0);
+  if (!s.start(std::move(channel), req, std::move(stdio))) ::_exit(0);
 
   sigset_t chld;
   ::sigemptyset(&chld);

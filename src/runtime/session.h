@@ -25,11 +25,9 @@ class Session {
   /// the command as a child of this process (its stdio `stdio`, or the
   /// pty) and tells the host it runs. If it cannot, tells the host why and
   /// returns false. The caller blocks the signals it reads before this:
-  /// the command starts with none blocked. `share_memory`: this process may
-  /// wait, sharing its memory, until the command's child has exec'd (a
-  /// leader may; init must not: a child stopped or stuck in exec on a
-  /// failing drive would stop it too).
-  bool start(Fd channel, const SpawnRequest& req, std::vector<Fd> stdio, bool share_memory);
+  /// the command starts with none blocked. This process waits until the
+  /// command's child has exec'd or failed to.
+  bool start(Fd channel, const SpawnRequest& req, std::vector<Fd> stdio);
 
   /// The channel to poll for the host's messages; -1 once the host hung up.
   int channel() const { return hung_up_ ? -1 : channel_.get(); }
