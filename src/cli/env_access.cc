@@ -224,8 +224,6 @@ std::expected<std::optional<runtime::StartedEnv>, runtime::LaunchFailure> start_
   auto lock = store::try_lock_env(e.store, e.env);
   if (!lock) return fail(lock.error());
   if (!lock->valid()) return std::nullopt;
-  // The previous init may still be tearing down its mounts.
-  runtime::wait_init_gone(e.dir.get(), 5000);
   runtime::StartConfig cfg;
   cfg.env_dir = e.dir.get();
   cfg.lock = lock->get();
@@ -238,6 +236,9 @@ std::expected<std::optional<runtime::StartedEnv>, runtime::LaunchFailure> start_
   cfg.linger_ms = e.settings.linger_ms;
   auto plan = env_plan(e);
   if (!plan) return fail(std::move(plan.error()));
+  // The env's last init may still be on its way out (it frees the lock
+  // first): its overlay and its place in the env's cgroup go only with it.
+  runtime::wait_init_gone(e.dir.get(), 5000);
   auto cgroup = env_cgroup(e);
   if (!cgroup) return fail(std::move(cgroup.error()));
   // A private network: slirp4netns, tied to the env by a pipe whose write
@@ -279,9 +280,6 @@ std::expected<std::optional<runtime::StartedEnv>, runtime::LaunchFailure> start_
     (void)cgroup->remove();
     return std::unexpected(std::move(started.error()));
   }
-  // The env runs its first command now: time enough to remove, on the
-  // other side, what the last start moved aside.
-  if (overlay) store::remove_retired_work(e.dir.get());
   return std::optional<runtime::StartedEnv>(*started);
 }
 

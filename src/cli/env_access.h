@@ -45,7 +45,8 @@ Result<runtime::Plan> env_plan(EnvAccess& e);
 
 /// Starts the env's init. Waits for a previous init of the env to be gone
 /// first. Returns nothing, and no error, if another togo holds the env's lock
-/// (it is starting or stopping): try connecting again.
+/// (it is starting or stopping): try connecting again. Once the env runs,
+/// the caller removes what the start moved aside (store::remove_retired_work).
 std::expected<std::optional<runtime::StartedEnv>, runtime::LaunchFailure> start_env(
     EnvAccess& e, bool persistent, int first);
 

@@ -212,6 +212,10 @@ Result<int> cmd_rm(Context& c) {
     if (!held.valid())
       return error(ErrorKind::kConflict, "rm " + name + ": the environment is running",
                    "end the `togo run " + name + "` sessions first");
+    // An init that freed the lock may still be on its way out of the
+    // env's cgroup.
+    if (auto dir = sys::open_at(st.fd(), store::env_paths(env->id).dir, O_RDONLY | O_DIRECTORY))
+      runtime::wait_init_gone(dir->get(), 5000);
     TRY_CTX(store::remove_env(st, *env), "rm " + name);
     if (auto s = parse_settings(env->settings);
         s && !(s->memory.empty() && s->cpus.empty() && s->pids.empty()))

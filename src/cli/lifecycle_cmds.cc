@@ -12,6 +12,7 @@
 #include "base/text.h"
 #include "cli/commands.h"
 #include "cli/env_access.h"
+#include "store/envs.h"
 #include "store/layout.h"
 
 namespace togo::cli {
@@ -52,8 +53,11 @@ std::map<pid_t, Proc> host_processes() {
 
 Result<int> list_processes(Context& c, const std::string& name) {
   auto e = TRY(open_env(c, name, Purpose::kLook));
+  // An init that no longer listens is on its way out, with nothing left to list.
   auto init = runtime::live_init(e.dir.get());
-  if (!init) return error(ErrorKind::kConflict, name + ": the environment is not running");
+  auto ch = runtime::connect_env(e.dir.get());
+  if (!init || !ch || !*ch)
+    return error(ErrorKind::kConflict, name + ": the environment is not running");
   auto procs = host_processes();
   std::map<pid_t, std::vector<pid_t>> children;
   for (auto& [pid, p] : procs) children[p.ppid].push_back(pid);
@@ -94,6 +98,7 @@ Result<int> cmd_start(Context& c) {
       return std::unexpected(std::move(err));
     }
     if (*started) {
+      store::remove_retired_work(e.dir.get());
       std::printf("%s\n", name.c_str());
       return 0;
     }

@@ -1,34 +1,84 @@
 // togo run NAME [-- CMD...] and togo exec NAME -- CMD...
-#include <linux/magic.h>
 #include <sys/socket.h>
-#include <sys/vfs.h>
 #include <unistd.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <system_error>
+#include <thread>
 
 #include "cli/commands.h"
 #include "cli/env_access.h"
 #include "store/drive.h"
+#include "store/envs.h"
 
 namespace togo::cli {
 
 namespace {
 
-// True for a store on FUSE. There the kernel passes neither syncfs(2) nor
-// an unmount's sync to the server (FUSE_SYNCFS goes to virtiofs only); what
-// stands in for a disk there, as the crash tests' recorder does, can see
-// the call but not the unmount.
-bool on_fuse(int dir) {
-  struct statfs st;
-  return ::fstatfs(dir, &st) == 0 && st.f_type == FUSE_SUPER_MAGIC;
-}
+// What a run that started its env does beside the command: it removes
+// the overlay work directory the start moved aside (while init starts the
+// command), then, once the command runs, syncs the store's filesystem. The
+// start wrote there (the overlay's work directory, the control socket, the
+// pid, the log's session line); synced while the command runs, that is on
+// the drive before the command ends, and the sync at its end (see `ended`)
+// waits only for what the command wrote. On a thread: a sync may wait long
+// for a busy drive, and the session's terminal and signals must not.
+class Settle {
+ public:
+  explicit Settle(int env_dir) : dir_(env_dir) {
+    try {
+      thread_ = std::thread([this] { work(); });
+    } catch (const std::system_error&) {
+      store::remove_retired_work(dir_);  // no thread: the sync at the end does it all
+    }
+  }
+  ~Settle() { wait(); }
+  Settle(const Settle&) = delete;
+  Settle& operator=(const Settle&) = delete;
+
+  // The command runs: the sync goes ahead.
+  void command_runs() { tell(true); }
+
+  // Waits for the thread. A sync not asked for by then (the command did
+  // not start) is dropped.
+  void wait() {
+    tell(false);
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void tell(bool sync) {
+    {
+      std::lock_guard lock(mu_);
+      if (told_) return;
+      told_ = true;
+      sync_ = sync;
+    }
+    cv_.notify_one();
+  }
+
+  void work() {
+    store::remove_retired_work(dir_);
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return told_; });
+    bool sync = sync_;
+    lock.unlock();
+    if (sync) (void)::syncfs(dir_);
+  }
+
+  int dir_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool told_ = false, sync_ = false;
+  std::thread thread_;
+};
 
 // What the command wrote is on the disk before togo says it ended: the
-// env's files live in the store, on a drive that may be pulled next.
-// `unmounted`: the env this run started is gone and so is the overlay that
-// was its root, which the kernel synced the store's filesystem for when it
-// let it go: a second sync would only wait for the drive again. A session
-// that ended badly may have been ended by init because that drive failed:
-// then that is what togo says.
-Result<int> ended(Result<int> r, const EnvAccess& e, bool unmounted = false) {
+// env's files live in the store, on a drive that may be pulled next. A
+// session that ended badly may have been ended by init because that drive
+// failed: then that is what togo says.
+Result<int> ended(Result<int> r, const EnvAccess& e) {
   if (!r || *r == 128 + 9)
     if (auto why = store::drive_failure(e.store.fd(), e.store.path())) {
       Error err = error(ErrorKind::kFailed, e.env.name + ": stopped: " + *why,
@@ -37,7 +87,7 @@ Result<int> ended(Result<int> r, const EnvAccess& e, bool unmounted = false) {
       err.exit_code = 137;
       return std::unexpected(std::move(err));
     }
-  if (r && (!unmounted || on_fuse(e.dir.get()))) (void)::syncfs(e.dir.get());
+  if (r) (void)::syncfs(e.dir.get());
   return r;
 }
 
@@ -80,21 +130,15 @@ Result<int> session(Context& c, bool may_start) {
       continue;
     }
     theirs.reset();
-    // The root is an overlay of the env's own: mounted now, gone once the
-    // env ends, unless something outside holds it. A --rootfs copy root is
-    // the store's filesystem, which stays.
-    dev_t root = (*started)->root_dev;
-    bool watched = root != 0 && runtime::filesystem_mounted(root) == true;
-    auto status = runtime::run_session(mine.get(), req, /*sent=*/true);
-    // The env this run started stops with its last session: wait (briefly:
-    // another session may keep it up) so that it is gone when run returns.
-    bool unmounted = false;
-    if (e.settings.linger_ms == 0) {
-      runtime::wait_init_gone(e.dir.get(), 2000);
-      unmounted = watched && runtime::filesystem_mounted(root) == false;
-    }
-    if (!status) return ended(launch_error(std::move(status.error()), name), e, unmounted);
-    return ended(*status, e, unmounted);
+    Settle settle(e.dir.get());
+    auto status =
+        runtime::run_session(mine.get(), req, /*sent=*/true, [&] { settle.command_runs(); });
+    // An env this run started and that ends with its session is not
+    // waited for: init reports only once nothing of the env runs any more,
+    // and a start waits for the rest of its end.
+    settle.wait();
+    if (!status) return ended(launch_error(std::move(status.error()), name), e);
+    return ended(*status, e);
   }
   return error(ErrorKind::kConflict, name + ": the environment keeps starting and stopping");
 }

@@ -89,7 +89,8 @@ sigset_t HeldSignals::forwarded() {
   return mask;
 }
 
-std::expected<int, LaunchFailure> run_session(int channel, const SpawnRequest& req, bool sent) {
+std::expected<int, LaunchFailure> run_session(int channel, const SpawnRequest& req, bool sent,
+                                              const std::function<void()>& on_started) {
   auto fail125 = [](Error e) { return failure(125, std::move(e)); };
   // Signals to togo are for the command: they are read here and sent on
   // (with those that came while they were held before).
@@ -112,6 +113,7 @@ std::expected<int, LaunchFailure> run_session(int channel, const SpawnRequest& r
   }
   if (first->type != MsgType::kStarted)
     return fail125(Error{0, ErrorKind::kFailed, "unexpected control message", "", 0});
+  if (on_started) on_started();
 
   Fd master;
   std::optional<RawTerminal> raw;

@@ -27,7 +27,7 @@ namespace {
 
 // Reports a failure to the parent and exits; the parent builds the message.
 [[noreturn]] void fail(int report_fd, int32_t step, int err, int status = 125) {
-  ChildReport r{step, err, 0};
+  ChildReport r{step, err};
   (void)!::write(report_fd, &r, sizeof r);
   ::_exit(status);
 }
@@ -341,11 +341,6 @@ void child_main(const Plan& plan, const ChildFds& fds) {
     if (run_step(plan.steps[i], store, root, mask) < 0 &&
         !(plan.steps[i].optional && errno == ENOENT))
       fail(fds.report, static_cast<int32_t>(i), errno);
-  // The host's togo asks after the root's filesystem by its device once
-  // the env has ended: unmounting an overlay syncs its upper filesystem.
-  struct stat root_st;
-  uint64_t root_dev = ::stat("/", &root_st) == 0 ? root_st.st_dev : 0;
-
   // SECURITY: init keeps no descriptor of the host's tree (the store, the
   // old root): a process in the env could otherwise reach it through
   // /proc/1/fd. What it keeps are sockets, the log and the env's lock file.
@@ -371,7 +366,7 @@ void child_main(const Plan& plan, const ChildFds& fds) {
     if (apply_caps(plan.caps, plan.last_cap) < 0) fail(fds.report, kHardenStep - 1, errno);
     if (install_filter(plan.seccomp) < 0) fail(fds.report, kHardenStep - 2, errno);
   }
-  ChildReport ready{kReady, 0, root_dev};
+  ChildReport ready{kReady, 0};
   (void)!::write(fds.report, &ready, sizeof ready);
   ::close(fds.report);
 
@@ -382,6 +377,7 @@ void child_main(const Plan& plan, const ChildFds& fds) {
   config.persistent = fds.persistent;
   config.linger_ms = fds.linger_ms;
   config.drive = fds.drive;
+  config.lock = fds.lock;
   init_main(config);
 }
 

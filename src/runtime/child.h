@@ -15,7 +15,6 @@ namespace togo::runtime {
 struct ChildReport {
   int32_t step;
   int32_t err;
-  uint64_t root_dev;  // kReady: the device of the root's filesystem, or 0
 };
 inline constexpr int32_t kReady = -1;
 inline constexpr int32_t kStoreStep = -3;

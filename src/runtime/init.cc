@@ -29,8 +29,8 @@ namespace {
 class Init {
  public:
   explicit Init(const InitConfig& c)
-      : listen_(c.listen), log_(c.log), drive_(c.drive), persistent_(c.persistent),
-        linger_ms_(c.linger_ms) {
+      : listen_(c.listen), lock_(c.lock), log_(c.log), drive_(c.drive),
+        persistent_(c.persistent), linger_ms_(c.linger_ms) {
     if (c.first >= 0) pending_.emplace_back(c.first);
     started_ = ::time(nullptr);
     // The first look at the drive is one interval after the start: at the
@@ -162,8 +162,23 @@ class Init {
         left = true;
       }
     if (left) return;
+    // The last session of an env that does not stay up: the env ends now.
+    // Before the host hears the status, no new session can join and the
+    // env's lock is free, so that once `togo run` returns, the env reads as
+    // stopped and can be started, removed or exported. What is left is
+    // init's own exit (the kernel's teardown of the namespaces, the
+    // overlay's unmount), which a new start waits for. Nothing more is
+    // logged: the sync that makes the command's writes durable then waits
+    // for no line of togo's.
+    bool last = !persistent_ && !stopping_ && linger_ms_ == 0 && leaders_.empty() &&
+                pending_.empty();
+    if (last) {
+      listen_.reset();
+      lock_.reset();
+    }
     own_->report();
     own_.reset();
+    if (last) ::_exit(0);
   }
 
   void on_accept() {
@@ -179,14 +194,15 @@ class Init {
         auto req = decode_spawn(m->body);
         if (!req || stopping_) return;
         // One session at a time is init's own: no leader process to start.
+        // Its line is logged before the host hears the command runs (a run
+        // that started the env syncs the store then).
         if (!own_) {
           own_.emplace();
-          if (!own_->start(std::move(conn), *req, std::move(m->fds))) {
-            own_.reset();
-            return;
-          }
-          say("session " + std::to_string(own_->command()) + ": " +
-              (req->argv.empty() ? std::string("login shell") : req->argv[0]));
+          auto announce = [&](pid_t pid) {
+            say("session " + std::to_string(pid) + ": " +
+                (req->argv.empty() ? std::string("login shell") : req->argv[0]));
+          };
+          if (!own_->start(std::move(conn), *req, std::move(m->fds), announce)) own_.reset();
           return;
         }
         pid_t pid = ::fork();
@@ -235,7 +251,7 @@ class Init {
     kill_at_ = now_ms() + static_cast<int64_t>(grace) * 1000;
   }
 
-  Fd listen_;
+  Fd listen_, lock_;
   int log_;
   int drive_;
   int64_t drive_checked_ = 0;

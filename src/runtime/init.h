@@ -14,6 +14,7 @@ struct InitConfig {
   int linger_ms = 0;       // otherwise: how long to stay up after the last session
   int drive = -1;          // a file on the store's drive opened O_DIRECT, or -1: read
                            // every few seconds; an I/O error ends the env
+  int lock = -1;           // the env's lock file, locked: held until the env ends
 };
 
 /// Runs init's loop; never returns.

@@ -4,7 +4,6 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/sysmacros.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -187,7 +186,6 @@ std::expected<StartedEnv, LaunchFailure> start_env(const Plan& plan, const Start
   if (auto r = record_init(cfg.env_dir, child); !r) return fail125(r.error());
   StartedEnv started;
   started.init = child;
-  if (n == static_cast<ssize_t>(sizeof rep)) started.root_dev = static_cast<dev_t>(rep.root_dev);
   return started;
 }
 
@@ -203,7 +201,14 @@ Result<std::optional<Fd>> connect_env(int env_dir) {
 }
 
 std::optional<pid_t> live_init(int env_dir) {
-  auto text = fs::read_file(env_dir, kInitPid);
+  // Read without touching its access time: rewritten at every start, the
+  // record would get a new one at its first read after, one more inode for
+  // the next sync of the store to write.
+  Fd fd(::openat(env_dir, kInitPid, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME));
+  if (!fd.valid() && errno == EPERM)  // O_NOATIME: only for the file's owner
+    fd = Fd(::openat(env_dir, kInitPid, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) return std::nullopt;
+  auto text = sys::read_all(fd.get(), kInitPid);
   if (!text) return std::nullopt;
   unsigned long long pid = 0, start = 0;
   if (std::sscanf(text->c_str(), "%llu %llu", &pid, &start) != 2 || pid == 0) return std::nullopt;
@@ -220,25 +225,6 @@ void wait_init_gone(int env_dir, int timeout_ms) {
   if (!pidfd.valid() || !live_init(env_dir)) return;
   struct pollfd p = {pidfd.get(), POLLIN, 0};
   ::poll(&p, 1, timeout_ms);
-}
-
-std::optional<bool> filesystem_mounted(dev_t dev) {
-#ifdef SYS_ustat
-  // ustat looks the device up among all superblocks. One that is being
-  // unmounted is waited for: the kernel syncs it (generic_shutdown_super)
-  // with its lock held, and only then marks it dying, which ustat counts as
-  // gone (EINVAL). The device number goes back to the pool after that and
-  // may name a new filesystem: then this says mounted, never the reverse.
-  unsigned major_no = major(dev), minor_no = minor(dev);
-  if (major_no > 0xfff || minor_no > 0xfffff) return std::nullopt;
-  unsigned encoded = (minor_no & 0xff) | (major_no << 8) | ((minor_no & ~0xffu) << 12);
-  alignas(8) char buf[64];  // struct ustat, which glibc no longer declares
-  if (::syscall(SYS_ustat, encoded, buf) == 0) return true;
-  if (errno == EINVAL) return false;
-#else
-  (void)dev;
-#endif
-  return std::nullopt;
 }
 
 Result<EnvStatus> query_status(int channel) {

@@ -46,7 +46,6 @@ struct StartConfig {
 /// An env whose init is up.
 struct StartedEnv {
   pid_t init = 0;
-  dev_t root_dev = 0;  // the device of its root's filesystem (0: not known)
 };
 
 /// Starts the env's init with `plan` and returns once the env's root is
@@ -62,11 +61,6 @@ std::optional<pid_t> live_init(int env_dir);
 /// Waits (up to `timeout_ms`) until the init recorded in the env's directory
 /// is gone, so that its mounts are gone too.
 void wait_init_gone(int env_dir, int timeout_ms);
-
-/// Whether a filesystem with device number `dev` is mounted, in any mount
-/// namespace (ustat(2)); nothing when the host cannot say. The kernel syncs
-/// a filesystem it lets go before this says it is gone.
-std::optional<bool> filesystem_mounted(dev_t dev);
 
 /// Asks for a session over `channel`, passing stdio unless `req.pty`. A
 /// request sent before the env is started waits there for its init.
@@ -91,8 +85,10 @@ class HeldSignals {
   sigset_t old_;
 };
 
+/// run_session: `on_started`, if given, is called once the command runs.
 std::expected<int, LaunchFailure> run_session(int channel, const SpawnRequest& req,
-                                              bool sent = false);
+                                              bool sent = false,
+                                              const std::function<void()>& on_started = {});
 
 /// Init's answer to kStatus.
 struct EnvStatus {

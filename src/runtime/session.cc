@@ -286,7 +286,8 @@ std::vector<pid_t> child_pids() {
   return pids;
 }
 
-bool Session::start(Fd channel, const SpawnRequest& req, std::vector<Fd> stdio) {
+bool Session::start(Fd channel, const SpawnRequest& req, std::vector<Fd> stdio,
+                    const std::function<void(pid_t)>& announce) {
   channel_ = std::move(channel);
   // Tells the host the command did not start. Only an exec that failed is
   // the command's (126/127 there, by its errno); anything before it is
@@ -345,6 +346,7 @@ bool Session::start(Fd channel, const SpawnRequest& req, std::vector<Fd> stdio) 
     return fail(e, exec_err[1] == kExecFailed);
   }
   cmd_ = cmd;
+  if (announce) announce(cmd);
   std::vector<int> fds;
   if (master.valid()) fds.push_back(master.get());
   (void)send_message(channel_.get(), MsgType::kStarted, encode_u32s({static_cast<uint32_t>(cmd)}),

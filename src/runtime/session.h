@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "base/fd.h"
@@ -26,8 +27,10 @@ class Session {
   /// pty) and tells the host it runs. If it cannot, tells the host why and
   /// returns false. The caller blocks the signals it reads before this:
   /// the command starts with none blocked. This process waits until the
-  /// command's child has exec'd or failed to.
-  bool start(Fd channel, const SpawnRequest& req, std::vector<Fd> stdio);
+  /// command's child has exec'd or failed to. `announce`, if given, is
+  /// called with the command's pid just before the host is told.
+  bool start(Fd channel, const SpawnRequest& req, std::vector<Fd> stdio,
+             const std::function<void(pid_t)>& announce = {});
 
   /// The channel to poll for the host's messages; -1 once the host hung up.
   int channel() const { return hung_up_ ? -1 : channel_.get(); }
