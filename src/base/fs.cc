@@ -156,6 +156,7 @@ Result<void> remove_tree(int dirfd, const std::string& name) {
   }
   if ((st.st_mode & 0700) != 0700) ::fchmodat(dirfd, name.c_str(), st.st_mode | 0700, 0);
   auto fd = sys::open_at(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  if (!fd && fd.error().err == ENOENT) return {};  // removed meanwhile by another
   if (!fd) return std::unexpected(std::move(fd.error()).context("removing " + name));
   TRY(remove_children(fd->get(), name));
   if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) < 0 && errno != ENOENT)

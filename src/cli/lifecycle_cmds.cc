@@ -58,6 +58,7 @@ Result<int> list_processes(Context& c, const std::string& name) {
   auto ch = runtime::connect_env(e.dir.get());
   if (!init || !ch || !*ch)
     return error(ErrorKind::kConflict, name + ": the environment is not running");
+  ch->reset();  // a connection open keeps the env from ending
   auto procs = host_processes();
   std::map<pid_t, std::vector<pid_t>> children;
   for (auto& [pid, p] : procs) children[p.ppid].push_back(pid);

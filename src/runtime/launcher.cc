@@ -211,7 +211,9 @@ std::optional<pid_t> live_init(int env_dir) {
   auto text = sys::read_all(fd.get(), kInitPid);
   if (!text) return std::nullopt;
   unsigned long long pid = 0, start = 0;
-  if (std::sscanf(text->c_str(), "%llu %llu", &pid, &start) != 2 || pid == 0) return std::nullopt;
+  // A start time of 0: the record was written after that init had gone.
+  if (std::sscanf(text->c_str(), "%llu %llu", &pid, &start) != 2 || pid == 0 || start == 0)
+    return std::nullopt;
   if (start_time(static_cast<pid_t>(pid)) != start) return std::nullopt;
   return static_cast<pid_t>(pid);
 }

@@ -83,6 +83,10 @@ Result<void> send_message(int sock, MsgType type, const std::string& body,
   ssize_t n;
   do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
   while (n < 0 && errno == EINTR);
+  // An init that closed its socket with this connection still queued
+  // resets it: the env went away, as if it had closed it.
+  if (n < 0 && (errno == ECONNRESET || errno == EPIPE))
+    return error(ErrorKind::kNotFound, "control connection closed");
   if (n < 0) return sys_error(errno, "sending a control message");
   return {};
 }
@@ -102,6 +106,7 @@ Result<Message> recv_message(int sock) {
   ssize_t n;
   do n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
   while (n < 0 && errno == EINTR);
+  if (n < 0 && errno == ECONNRESET) return error(ErrorKind::kNotFound, "control connection closed");
   if (n < 0) return sys_error(errno, "receiving a control message");
   Message m;
   // Take ownership of any descriptors first, so none leaks on a bad packet.
