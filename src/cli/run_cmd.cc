@@ -1,16 +1,21 @@
 // togo run NAME [-- CMD...] and togo exec NAME -- CMD...
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <system_error>
 #include <thread>
 
+#include "base/sys.h"
 #include "cli/commands.h"
 #include "cli/env_access.h"
 #include "store/drive.h"
 #include "store/envs.h"
+#include "store/layout.h"
 
 namespace togo::cli {
 
@@ -26,11 +31,12 @@ namespace {
 // for a busy drive, and the session's terminal and signals must not.
 class Settle {
  public:
-  explicit Settle(int env_dir) : dir_(env_dir) {
+  explicit Settle(int env_dir) : state_(std::make_shared<State>()) {
+    state_->dir = Fd(::fcntl(env_dir, F_DUPFD_CLOEXEC, 0));  // its own: it may outlive the run
     try {
-      thread_ = std::thread([this] { work(); });
+      thread_ = std::thread([state = state_] { state->work(); });
     } catch (const std::system_error&) {
-      store::remove_retired_work(dir_);  // no thread: the sync at the end does it all
+      store::remove_retired_work(env_dir);  // no thread: the sync at the end does it all
     }
   }
   ~Settle() { wait(); }
@@ -38,39 +44,50 @@ class Settle {
   Settle& operator=(const Settle&) = delete;
 
   // The command runs: the sync goes ahead.
-  void command_runs() { tell(true); }
+  void command_runs() { state_->tell(true); }
 
   // Waits for the thread. A sync not asked for by then (the command did
   // not start) is dropped.
   void wait() {
-    tell(false);
+    state_->tell(false);
     if (thread_.joinable()) thread_.join();
   }
 
+  // Lets the thread end on its own (it keeps what it uses): the process
+  // does not wait for it before its exit.
+  void abandon() {
+    state_->tell(false);
+    if (thread_.joinable()) thread_.detach();
+  }
+
  private:
-  void tell(bool sync) {
-    {
-      std::lock_guard lock(mu_);
-      if (told_) return;
-      told_ = true;
-      sync_ = sync;
+  struct State {
+    Fd dir;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool told = false, sync = false;
+
+    void tell(bool want_sync) {
+      {
+        std::lock_guard lock(mu);
+        if (told) return;
+        told = true;
+        sync = want_sync;
+      }
+      cv.notify_one();
     }
-    cv_.notify_one();
-  }
 
-  void work() {
-    store::remove_retired_work(dir_);
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [this] { return told_; });
-    bool sync = sync_;
-    lock.unlock();
-    if (sync) (void)::syncfs(dir_);
-  }
+    void work() {
+      store::remove_retired_work(dir.get());
+      std::unique_lock lock(mu);
+      cv.wait(lock, [this] { return told; });
+      bool go = sync;
+      lock.unlock();
+      if (go) (void)::syncfs(dir.get());
+    }
+  };
 
-  int dir_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool told_ = false, sync_ = false;
+  std::shared_ptr<State> state_;
   std::thread thread_;
 };
 
@@ -89,6 +106,19 @@ Result<int> ended(Result<int> r, const EnvAccess& e) {
     }
   if (r) (void)::syncfs(e.dir.get());
   return r;
+}
+
+// Whether an env this run started is on its way out without having said
+// so: init frees the env's lock before it reports its last session's end,
+// but an env that ends another way (a `togo stop` meanwhile, a request
+// that came in as the session ended) frees it only at init's exit.
+bool ending_late(const EnvAccess& e) {
+  auto lock = sys::open_at(e.store.fd(), store::env_paths(e.env.id).lock, O_RDONLY | O_NOFOLLOW);
+  if (!lock || ::flock(lock->get(), LOCK_SH | LOCK_NB) == 0) return false;
+  auto ch = runtime::connect_env(e.dir.get());
+  if (!ch || !*ch) return true;  // no longer listening
+  auto status = runtime::query_status((*ch)->get());
+  return status && status->sessions == 0 && !status->persistent;
 }
 
 std::unexpected<Error> launch_error(runtime::LaunchFailure f, const std::string& name) {
@@ -135,7 +165,12 @@ Result<int> session(Context& c, bool may_start) {
         runtime::run_session(mine.get(), req, /*sent=*/true, [&] { settle.command_runs(); });
     // An env this run started and that ends with its session is not
     // waited for: init reports only once nothing of the env runs any more,
-    // and a start waits for the rest of its end.
+    // and a start waits for the rest of its end. One that ends later than
+    // that is, so that it reads as stopped once this returns.
+    if (e.settings.linger_ms == 0 && ending_late(e)) runtime::wait_init_gone(e.dir.get(), 2000);
+    // A run that failed may have failed for a drive that is gone: the
+    // sync of the start may never end, and togo says why without it.
+    if (!status || *status == 128 + 9) settle.abandon();
     settle.wait();
     if (!status) return ended(launch_error(std::move(status.error()), name), e);
     return ended(*status, e);

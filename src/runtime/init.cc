@@ -71,16 +71,14 @@ class Init {
       if (pfds[1].revents & POLLIN) on_accept();
       if (own_ && (pfds[2].revents & (POLLIN | POLLHUP | POLLERR))) own_->on_channel();
       if (own_) own_->on_timeout();
-      // Requests, newest last; a handled one leaves the pending list.
-      std::vector<Fd> keep;
-      for (size_t i = 0; i < pending_.size(); i++) {
-        if (i < polled && pfds[3 + i].revents) {
-          on_request(std::move(pending_[i]));
-        } else {
-          keep.push_back(std::move(pending_[i]));
+      // Requests, oldest first; a handled one leaves the pending list (the
+      // others stay in it meanwhile: see waiting_requests).
+      for (size_t i = 0; i < polled; i++)
+        if (pfds[3 + i].revents) {
+          Fd conn = std::move(pending_[i]);
+          on_request(std::move(conn));
         }
-      }
-      pending_ = std::move(keep);
+      std::erase_if(pending_, [](const Fd& f) { return !f.valid(); });
       check_drive();
       if (stopping_ && now_ms() >= kill_at_) {
         ::kill(-1, SIGKILL);
@@ -90,7 +88,28 @@ class Init {
   }
 
  private:
-  bool idle() const { return !persistent_ && !own_ && leaders_.empty() && pending_.empty(); }
+  bool idle() const { return !persistent_ && !own_ && leaders_.empty() && !waiting_requests(); }
+
+  bool waiting_requests() const {
+    return std::any_of(pending_.begin(), pending_.end(), [](const Fd& f) { return f.valid(); });
+  }
+
+  // Whether the env ends with init's own session: nothing else keeps it up.
+  bool ends_with_own_session() const {
+    return !persistent_ && !stopping_ && linger_ms_ == 0 && leaders_.empty() && !waiting_requests();
+  }
+
+  // The env ends now. Before the host hears its last session's status, no
+  // new session can join and the env's lock is free, so that once `togo
+  // run` returns the env reads as stopped and can be started, removed or
+  // exported. What is left is init's own exit (the kernel's teardown of the
+  // namespaces, the overlay's unmount), which a new start waits for.
+  // Nothing more is logged: the sync that makes the command's writes
+  // durable then waits for no line of togo's.
+  void let_go() {
+    listen_.reset();
+    lock_.reset();
+  }
 
   static int64_t now_ms() {
     struct timespec ts;
@@ -162,20 +181,8 @@ class Init {
         left = true;
       }
     if (left) return;
-    // The last session of an env that does not stay up: the env ends now.
-    // Before the host hears the status, no new session can join and the
-    // env's lock is free, so that once `togo run` returns, the env reads as
-    // stopped and can be started, removed or exported. What is left is
-    // init's own exit (the kernel's teardown of the namespaces, the
-    // overlay's unmount), which a new start waits for. Nothing more is
-    // logged: the sync that makes the command's writes durable then waits
-    // for no line of togo's.
-    bool last = !persistent_ && !stopping_ && linger_ms_ == 0 && leaders_.empty() &&
-                pending_.empty();
-    if (last) {
-      listen_.reset();
-      lock_.reset();
-    }
+    bool last = ends_with_own_session();
+    if (last) let_go();
     own_->report();
     own_.reset();
     if (last) ::_exit(0);
@@ -202,7 +209,15 @@ class Init {
             say("session " + std::to_string(pid) + ": " +
                 (req->argv.empty() ? std::string("login shell") : req->argv[0]));
           };
-          if (!own_->start(std::move(conn), *req, std::move(m->fds), announce)) own_.reset();
+          // A command that cannot start ends the env as its end would.
+          bool last = false;
+          auto failing = [&] {
+            if ((last = ends_with_own_session())) let_go();
+          };
+          if (!own_->start(std::move(conn), *req, std::move(m->fds), announce, failing)) {
+            own_.reset();
+            if (last) ::_exit(0);
+          }
           return;
         }
         pid_t pid = ::fork();

@@ -287,13 +287,15 @@ std::vector<pid_t> child_pids() {
 }
 
 bool Session::start(Fd channel, const SpawnRequest& req, std::vector<Fd> stdio,
-                    const std::function<void(pid_t)>& announce) {
+                    const std::function<void(pid_t)>& announce,
+                    const std::function<void()>& failing) {
   channel_ = std::move(channel);
   // Tells the host the command did not start. Only an exec that failed is
   // the command's (126/127 there, by its errno); anything before it is
   // togo's (125), sent as a negative errno.
   auto fail = [&](const Error& e, bool exec_failed = false) {
     int32_t code = exec_failed ? e.err : -(e.err > 0 ? e.err : EINVAL);
+    if (failing) failing();
     (void)send_message(channel_.get(), MsgType::kFailed,
                        encode_u32s({static_cast<uint32_t>(code)}) + e.message);
     return false;

@@ -28,9 +28,11 @@ class Session {
   /// returns false. The caller blocks the signals it reads before this:
   /// the command starts with none blocked. This process waits until the
   /// command's child has exec'd or failed to. `announce`, if given, is
-  /// called with the command's pid just before the host is told.
+  /// called with the command's pid just before the host is told it runs;
+  /// `failing` just before the host is told it does not.
   bool start(Fd channel, const SpawnRequest& req, std::vector<Fd> stdio,
-             const std::function<void(pid_t)>& announce = {});
+             const std::function<void(pid_t)>& announce = {},
+             const std::function<void()>& failing = {});
 
   /// The channel to poll for the host's messages; -1 once the host hung up.
   int channel() const { return hung_up_ ? -1 : channel_.get(); }

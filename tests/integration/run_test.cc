@@ -110,24 +110,39 @@ TEST_P(RunTest, CopyRootfsEnvIsNotOverlay) {
 // with it: the env reads as stopped, and can be removed, or started again,
 // right away (what is left of its init's exit, those wait for).
 TEST_P(RunTest, AnEnvIsStoppedWhenTheRunThatStartedItReturns) {
+  auto state = [&](const std::string& name) {
+    for (auto& line : lines_of(tg({"ls"}).out))
+      if (line.starts_with(name + " ")) return contains(line, " stopped ") ? "stopped" : line;
+    return std::string("missing");
+  };
   for (int i = 0; i < 5; i++) {
     std::string name = "brief" + std::to_string(i);
     ASSERT_NO_FATAL_FAILURE(create_env(name, "test"));
     RunResult w = sh(name, "echo kept > /root/f");
     ASSERT_EQ(w.status, 0) << describe(w);
-    RunResult ls = tg({"ls"});
-    bool stopped = false;
-    for (auto& line : lines_of(ls.out))
-      if (line.starts_with(name + " ")) stopped = contains(line, " stopped ");
-    EXPECT_TRUE(stopped) << ls.out;
+    EXPECT_EQ(state(name), "stopped");
     RunResult rm = tg({"rm", name});
     EXPECT_EQ(rm.status, 0) << describe(rm);
+  }
+  // A command that cannot start ends the env as one that ran would.
+  for (int i = 0; i < 5; i++) {
+    RunResult r = in_env("dev", {"/no/such/command"});
+    ASSERT_EQ(r.status, 127) << describe(r);
+    EXPECT_EQ(state("dev"), "stopped");
+    EXPECT_NE(tg({"ps", "dev"}).status, 0) << "ps lists an env that ended";
   }
   for (int i = 0; i < 5; i++) {
     RunResult w = sh("dev", "echo " + std::to_string(i) + " >> /root/runs; wc -l < /root/runs");
     ASSERT_EQ(w.status, 0) << describe(w);
     EXPECT_EQ(w.out, std::to_string(i + 1) + "\n");
   }
+  // Each run's session is in the env's log; an env that ended with the run
+  // that started it logs no stop.
+  RunResult logs = tg({"logs", "dev"});
+  int sessions = 0;
+  for (auto& line : lines_of(logs.out)) sessions += line.ends_with(": sh");
+  EXPECT_EQ(sessions, 5) << logs.out;
+  EXPECT_FALSE(contains(logs.out, "env stopped")) << logs.out;
 }
 
 TEST_P(RunTest, DevicesExistAndWork) {
