@@ -1,5 +1,4 @@
 // togo create | ls | rm
-#include <sys/file.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -11,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/env_access.h"
 #include "cli/env_spec.h"
+#include "cli/env_state.h"
 #include "cli/settings.h"
 #include "image/import.h"
 #include "image/unpack_image.h"
@@ -26,27 +26,9 @@ namespace togo::cli {
 
 namespace {
 
-// Running means the env's init holds the env's lock.
-bool is_running(store::Store& st, const store::EnvRecord& env) {
-  auto fd = sys::open_at(st.fd(), store::env_paths(env.id).lock, O_RDONLY | O_NOFOLLOW);
-  if (!fd) return false;
-  return ::flock(fd->get(), LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
-}
-
-// "idle": up only because it lingers after its last session.
-std::string state_of(store::Store& st, const store::EnvRecord& env) {
-  if (!is_running(st, env)) return "stopped";
-  auto dir = sys::open_at(st.fd(), store::env_paths(env.id).dir, O_RDONLY | O_DIRECTORY);
-  if (!dir) return "running";
-  auto ch = runtime::connect_env(dir->get());
-  if (!ch || !*ch) return "running";
-  auto status = runtime::query_status((*ch)->get());
-  return status && status->sessions == 0 && !status->persistent ? "idle" : "running";
-}
-
 // Stops an env that is only lingering; true if it is stopped now.
 bool stop_if_idle(store::Store& st, const store::EnvRecord& env) {
-  if (state_of(st, env) != "idle") return !is_running(st, env);
+  if (env_state(st, env) != EnvState::kIdle) return !is_running(st, env);
   auto dir = sys::open_at(st.fd(), store::env_paths(env.id).dir, O_RDONLY | O_DIRECTORY);
   if (!dir) return false;
   auto ch = runtime::connect_env(dir->get());
@@ -183,7 +165,7 @@ Result<int> cmd_ls(Context& c) {
                           .add("image", image_name(e.image_id))
                           .add("image_id", e.image_id)
                           .add("rootfs", e.rootfs)
-                          .add("state", state_of(*st, e))
+                          .add("state", state_name(env_state(*st, e)))
                           .add("created", e.created)
                           .str());
     std::printf("%s\n", text::json_array(items).c_str());
@@ -192,7 +174,7 @@ Result<int> cmd_ls(Context& c) {
   std::vector<std::vector<std::string>> rows = {{"NAME", "IMAGE", "STATE", "ROOTFS", "CREATED"}};
   int64_t now = ::time(nullptr);
   for (auto& e : envs)
-    rows.push_back({e.name, image_name(e.image_id), state_of(*st, e), e.rootfs,
+    rows.push_back({e.name, image_name(e.image_id), state_name(env_state(*st, e)), e.rootfs,
                     text::ago(e.created, now)});
   std::fputs(text::table(rows).c_str(), stdout);
   return 0;

@@ -1,6 +1,5 @@
 // togo run NAME [-- CMD...] and togo exec NAME -- CMD...
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -10,12 +9,11 @@
 #include <system_error>
 #include <thread>
 
-#include "base/sys.h"
 #include "cli/commands.h"
 #include "cli/env_access.h"
+#include "cli/env_state.h"
 #include "store/drive.h"
 #include "store/envs.h"
-#include "store/layout.h"
 
 namespace togo::cli {
 
@@ -108,19 +106,6 @@ Result<int> ended(Result<int> r, const EnvAccess& e) {
   return r;
 }
 
-// Whether an env this run started is on its way out without having said
-// so: init frees the env's lock before it reports its last session's end,
-// but an env that ends another way (a `togo stop` meanwhile, a request
-// that came in as the session ended) frees it only at init's exit.
-bool ending_late(const EnvAccess& e) {
-  auto lock = sys::open_at(e.store.fd(), store::env_paths(e.env.id).lock, O_RDONLY | O_NOFOLLOW);
-  if (!lock || ::flock(lock->get(), LOCK_SH | LOCK_NB) == 0) return false;
-  auto ch = runtime::connect_env(e.dir.get());
-  if (!ch || !*ch) return true;  // no longer listening
-  auto status = runtime::query_status((*ch)->get());
-  return status && status->sessions == 0 && !status->persistent;
-}
-
 std::unexpected<Error> launch_error(runtime::LaunchFailure f, const std::string& name) {
   Error e = std::move(f.error).context(name);
   e.exit_code = f.exit_code;
@@ -164,14 +149,20 @@ Result<int> session(Context& c, bool may_start) {
     auto status =
         runtime::run_session(mine.get(), req, /*sent=*/true, [&] { settle.command_runs(); });
     // An env this run started and that ends with its session is not
-    // waited for: init reports only once nothing of the env runs any more,
-    // and a start waits for the rest of its end. One that ends later than
-    // that is, so that it reads as stopped once this returns.
-    if (e.settings.linger_ms == 0 && ending_late(e)) runtime::wait_init_gone(e.dir.get(), 2000);
+    // waited for: init frees its lock before it reports, once nothing of
+    // the env runs any more, and a start waits for the rest of its end. One
+    // that ends another way (a `togo stop` meanwhile, a request that came
+    // in as the session ended) frees it only at init's exit: that is
+    // waited for, so that the env reads as stopped once this returns.
+    if (e.settings.linger_ms == 0)
+      if (auto s = env_state(e.store, e.env); s == EnvState::kIdle || s == EnvState::kEnding)
+        runtime::wait_init_gone(e.dir.get(), 2000);
     // A run that failed may have failed for a drive that is gone: the
     // sync of the start may never end, and togo says why without it.
-    if (!status || *status == 128 + 9) settle.abandon();
-    settle.wait();
+    if (!status || *status == 128 + 9)
+      settle.abandon();
+    else
+      settle.wait();
     if (!status) return ended(launch_error(std::move(status.error()), name), e);
     return ended(*status, e);
   }
