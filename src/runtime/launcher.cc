@@ -201,14 +201,7 @@ Result<std::optional<Fd>> connect_env(int env_dir) {
 }
 
 std::optional<pid_t> live_init(int env_dir) {
-  // Read without touching its access time: rewritten at every start, the
-  // record would get a new one at its first read after, one more inode for
-  // the next sync of the store to write.
-  Fd fd(::openat(env_dir, kInitPid, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME));
-  if (!fd.valid() && errno == EPERM)  // O_NOATIME: only for the file's owner
-    fd = Fd(::openat(env_dir, kInitPid, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd.valid()) return std::nullopt;
-  auto text = sys::read_all(fd.get(), kInitPid);
+  auto text = fs::read_file(env_dir, kInitPid);
   if (!text) return std::nullopt;
   unsigned long long pid = 0, start = 0;
   // A start time of 0: the record was written after that init had gone.

@@ -66,10 +66,6 @@ void wait_init_gone(int env_dir, int timeout_ms);
 /// request sent before the env is started waits there for its init.
 Result<void> send_spawn(int channel, const SpawnRequest& req);
 
-/// Runs one session over `channel`: sends the request (unless `sent`),
-/// passes stdio (or relays a pty), forwards signals sent to togo, and
-/// returns the command's exit status. A channel that closes before the
-/// command started is kNotFound (the env went away).
 /// Blocks, while it lives, the signals run_session forwards to the command
 /// (SIGINT, SIGTERM, SIGHUP, ...): one sent while the env starts waits for
 /// run_session, which forwards it, instead of ending togo.
@@ -85,7 +81,11 @@ class HeldSignals {
   sigset_t old_;
 };
 
-/// run_session: `on_started`, if given, is called once the command runs.
+/// Runs one session over `channel`: sends the request (unless `sent`),
+/// passes stdio (or relays a pty), forwards signals sent to togo, and
+/// returns the command's exit status. A channel that closes before the
+/// command started is kNotFound (the env went away).
+/// `on_started`, if given, is called once the command runs.
 std::expected<int, LaunchFailure> run_session(int channel, const SpawnRequest& req,
                                               bool sent = false,
                                               const std::function<void()>& on_started = {});
