@@ -25,8 +25,10 @@ namespace {
 // start wrote there (the overlay's work directory, the control socket, the
 // pid, the log's session line); synced while the command runs, that is on
 // the drive before the command ends, and the sync at its end (see `ended`)
-// waits only for what the command wrote. On a thread: a sync may wait long
-// for a busy drive, and the session's terminal and signals must not.
+// waits only for what the command wrote. A command that ends first makes
+// that sync pointless: the run's own sync covers both, and the thread's is
+// dropped if it has not begun. On a thread: a sync may wait long for a busy
+// drive, and the session's terminal and signals must not.
 class Settle {
  public:
   explicit Settle(int env_dir) : state_(std::make_shared<State>()) {
@@ -43,6 +45,10 @@ class Settle {
 
   // The command runs: the sync goes ahead.
   void command_runs() { state_->tell(true); }
+
+  // The command ended and the run syncs the store itself: a sync the
+  // thread has not begun is dropped.
+  void run_syncs() { state_->drop_sync(); }
 
   // Waits for the thread. A sync not asked for by then (the command did
   // not start) is dropped.
@@ -75,13 +81,23 @@ class Settle {
       cv.notify_one();
     }
 
+    void drop_sync() {
+      {
+        std::lock_guard lock(mu);
+        told = true;
+        sync = false;
+      }
+      cv.notify_one();
+    }
+
     void work() {
       store::remove_retired_work(dir.get());
       std::unique_lock lock(mu);
       cv.wait(lock, [this] { return told; });
-      bool go = sync;
+      if (!sync) return;
+      sync = false;  // begun: drop_sync no longer stops it
       lock.unlock();
-      if (go) (void)::syncfs(dir.get());
+      (void)::syncfs(dir.get());
     }
   };
 
@@ -159,12 +175,17 @@ Result<int> session(Context& c, bool may_start) {
         runtime::wait_init_gone(e.dir.get(), 2000);
     // A run that failed may have failed for a drive that is gone: the
     // sync of the start may never end, and togo says why without it.
-    if (!status || *status == 128 + 9)
+    if (!status || *status == 128 + 9) {
       settle.abandon();
-    else
-      settle.wait();
-    if (!status) return ended(launch_error(std::move(status.error()), name), e);
-    return ended(*status, e);
+      if (!status) return ended(launch_error(std::move(status.error()), name), e);
+      return ended(*status, e);
+    }
+    // Not after the thread's sync: both would write the start's files,
+    // one after the other.
+    settle.run_syncs();
+    auto r = ended(*status, e);
+    settle.wait();
+    return r;
   }
   return error(ErrorKind::kConflict, name + ": the environment keeps starting and stopping");
 }
