@@ -32,7 +32,9 @@ namespace {
 class Settle {
  public:
   explicit Settle(int env_dir) : state_(std::make_shared<State>()) {
-    state_->dir = Fd(::fcntl(env_dir, F_DUPFD_CLOEXEC, 0));  // its own: it may outlive the run
+    // Its own open file: it may outlive the run, and a sync's error is
+    // reported once to each open file, so the run's own sync still sees it.
+    state_->dir = Fd(::openat(env_dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     try {
       thread_ = std::thread([state = state_] { state->work(); });
     } catch (const std::system_error&) {
@@ -57,8 +59,9 @@ class Settle {
     if (thread_.joinable()) thread_.join();
   }
 
-  // Lets the thread end on its own (it keeps what it uses): the process
-  // does not wait for it before its exit.
+  // Lets the thread end on its own (it keeps what it uses): togo reports
+  // without waiting for it. (A sync stuck on a drive that hangs still
+  // holds up the process's exit: the kernel cannot stop it.)
   void abandon() {
     state_->tell(false);
     if (thread_.joinable()) thread_.detach();
@@ -105,21 +108,30 @@ class Settle {
   std::thread thread_;
 };
 
+std::unexpected<Error> drive_failed(const EnvAccess& e, const std::string& why) {
+  Error err = error(ErrorKind::kFailed, e.env.name + ": stopped: " + why,
+                    "plug the drive back in, then `togo fsck`: what was acknowledged "
+                    "before is there").error();
+  err.exit_code = 137;
+  return std::unexpected(std::move(err));
+}
+
 // What the command wrote is on the disk before togo says it ended: the
 // env's files live in the store, on a drive that may be pulled next. A
 // session that ended badly may have been ended by init because that drive
-// failed: then that is what togo says.
+// failed: then that is what togo says. A sync that fails is an error too:
+// what the command wrote may be lost.
 Result<int> ended(Result<int> r, const EnvAccess& e) {
   if (!r || *r == 128 + 9)
-    if (auto why = store::drive_failure(e.store.fd(), e.store.path())) {
-      Error err = error(ErrorKind::kFailed, e.env.name + ": stopped: " + *why,
-                        "plug the drive back in, then `togo fsck`: what was acknowledged "
-                        "before is there").error();
-      err.exit_code = 137;
-      return std::unexpected(std::move(err));
-    }
-  if (r) (void)::syncfs(e.dir.get());
-  return r;
+    if (auto why = store::drive_failure(e.store.fd(), e.store.path())) return drive_failed(e, *why);
+  if (!r || ::syncfs(e.dir.get()) == 0) return r;
+  int err = errno;
+  if (auto why = store::drive_failure(e.store.fd(), e.store.path())) return drive_failed(e, *why);
+  Error out = sys_error(err, e.env.name + ": the command ended, but what it wrote may not be "
+                                          "on the drive: syncing the store").error();
+  out.hint = "`togo fsck` checks the store";
+  out.exit_code = kExitRunFailed;
+  return std::unexpected(std::move(out));
 }
 
 std::unexpected<Error> launch_error(runtime::LaunchFailure f, const std::string& name) {
@@ -180,8 +192,8 @@ Result<int> session(Context& c, bool may_start) {
       if (!status) return ended(launch_error(std::move(status.error()), name), e);
       return ended(*status, e);
     }
-    // Not after the thread's sync: both would write the start's files,
-    // one after the other.
+    // Not after the thread's sync: one that has not begun is dropped, and
+    // one under way runs alongside.
     settle.run_syncs();
     auto r = ended(*status, e);
     settle.wait();

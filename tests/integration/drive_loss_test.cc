@@ -99,5 +99,28 @@ TEST_P(DriveLossTest, ARunningEnvStopsAndSaysWhichDrive) {
   EXPECT_EQ(r.out, "kept\n") << describe(r);
 }
 
+// The command writes, the drive goes, and the command ends well before init
+// would notice (it looks every 2 s): its write can no longer reach the
+// drive, so the run must not report success.
+TEST_P(DriveLossTest, ARunWhoseWritesCannotBeSyncedFails) {
+  ASSERT_EQ(t({"image", "import", test_rootfs_tar(), "--name", "test"}).status, 0);
+  ASSERT_EQ(t({"create", "dev", "--image", "test"}).status, 0);
+  ASSERT_EQ(t({"run", "dev", "--", "/bin/true"}).status, 0);
+
+  // After a pause, so that the start's own sync is over before it writes.
+  std::vector<std::string> argv = {togo_bin(), "--store", st_, "run", "dev", "--", "/bin/sh",
+                                   "-c", "sleep 0.3; echo lost > /root/g; sleep 1"};
+  Background writer(argv, as_uid());
+  ASSERT_TRUE(eventually(
+      [&] { return run({"sh", "-c", "test -e " + st_ + "/envs/*/upper/root/g"}).status == 0; }, 10));
+  ASSERT_NO_FATAL_FAILURE(pull());
+  auto status = writer.wait(15);
+  ASSERT_TRUE(status.has_value()) << "togo run must not hang on a dead drive";
+  EXPECT_EQ(*status, 137) << writer.err();
+  EXPECT_TRUE(contains(writer.err(), "togo: dev: stopped: the drive holding the store (" + loop_ +
+                                         " at " + mnt_ + ") returns I/O errors"))
+      << writer.err();
+}
+
 }  // namespace
 }  // namespace togo::test
