@@ -26,9 +26,10 @@ namespace {
 // pid, the log's session line); synced while the command runs, that is on
 // the drive before the command ends, and the sync at its end (see `ended`)
 // waits only for what the command wrote. A command that ends first makes
-// that sync pointless: the run's own sync covers both, and the thread's is
-// dropped if it has not begun. On a thread: a sync may wait long for a busy
-// drive, and the session's terminal and signals must not.
+// that sync pointless: the run's own sync covers both. Each decision
+// replaces the one before until the thread acts on it, so a sync not begun
+// by then is dropped. On a thread: a sync may wait long for a busy drive,
+// and the session's terminal and signals must not.
 class Settle {
  public:
   explicit Settle(int env_dir) : state_(std::make_shared<State>()) {
@@ -46,16 +47,14 @@ class Settle {
   Settle& operator=(const Settle&) = delete;
 
   // The command runs: the sync goes ahead.
-  void command_runs() { state_->tell(true); }
+  void command_runs() { state_->decide(true); }
 
-  // The command ended and the run syncs the store itself: a sync the
-  // thread has not begun is dropped.
-  void run_syncs() { state_->drop_sync(); }
+  // The command ended (or never ran) and the run syncs the store itself.
+  void run_syncs() { state_->decide(false); }
 
-  // Waits for the thread. A sync not asked for by then (the command did
-  // not start) is dropped.
+  // Waits for the thread.
   void wait() {
-    state_->tell(false);
+    run_syncs();
     if (thread_.joinable()) thread_.join();
   }
 
@@ -63,7 +62,7 @@ class Settle {
   // without waiting for it. (A sync stuck on a drive that hangs still
   // holds up the process's exit: the kernel cannot stop it.)
   void abandon() {
-    state_->tell(false);
+    run_syncs();
     if (thread_.joinable()) thread_.detach();
   }
 
@@ -74,21 +73,11 @@ class Settle {
     std::condition_variable cv;
     bool told = false, sync = false;
 
-    void tell(bool want_sync) {
+    void decide(bool want_sync) {
       {
         std::lock_guard lock(mu);
-        if (told) return;
         told = true;
         sync = want_sync;
-      }
-      cv.notify_one();
-    }
-
-    void drop_sync() {
-      {
-        std::lock_guard lock(mu);
-        told = true;
-        sync = false;
       }
       cv.notify_one();
     }
@@ -98,7 +87,6 @@ class Settle {
       std::unique_lock lock(mu);
       cv.wait(lock, [this] { return told; });
       if (!sync) return;
-      sync = false;  // begun: drop_sync no longer stops it
       lock.unlock();
       (void)::syncfs(dir.get());
     }
