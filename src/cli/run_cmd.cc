@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <system_error>
@@ -96,30 +97,31 @@ class Settle {
   std::thread thread_;
 };
 
-std::unexpected<Error> drive_failed(const EnvAccess& e, const std::string& why) {
-  Error err = error(ErrorKind::kFailed, e.env.name + ": stopped: " + why,
-                    "plug the drive back in, then `togo fsck`: what was acknowledged "
-                    "before is there").error();
-  err.exit_code = 137;
+std::unexpected<Error> run_failure(std::string message, std::string hint, int exit_code) {
+  Error err = error(ErrorKind::kFailed, std::move(message), std::move(hint)).error();
+  err.exit_code = exit_code;
   return std::unexpected(std::move(err));
 }
 
 // What the command wrote is on the disk before togo says it ended: the
 // env's files live in the store, on a drive that may be pulled next. A
 // session that ended badly may have been ended by init because that drive
-// failed: then that is what togo says. A sync that fails is an error too:
-// what the command wrote may be lost.
+// failed: then that is what togo says (137, as for `togo stop`). A sync
+// that fails fails the run (125): the command ended, but what it wrote may
+// be lost.
 Result<int> ended(Result<int> r, const EnvAccess& e) {
+  const char* replug =
+      "plug the drive back in, then `togo fsck`: what was acknowledged before is there";
   if (!r || *r == 128 + 9)
-    if (auto why = store::drive_failure(e.store.fd(), e.store.path())) return drive_failed(e, *why);
+    if (auto why = store::drive_failure(e.store.fd(), e.store.path()))
+      return run_failure(e.env.name + ": stopped: " + *why, replug, 137);
   if (!r || ::syncfs(e.dir.get()) == 0) return r;
   int err = errno;
-  if (auto why = store::drive_failure(e.store.fd(), e.store.path())) return drive_failed(e, *why);
-  Error out = sys_error(err, e.env.name + ": the command ended, but what it wrote may not be "
-                                          "on the drive: syncing the store").error();
-  out.hint = "`togo fsck` checks the store";
-  out.exit_code = kExitRunFailed;
-  return std::unexpected(std::move(out));
+  std::string what = e.env.name + ": the command ended, but what it wrote did not reach the drive: ";
+  if (auto why = store::drive_failure(e.store.fd(), e.store.path()))
+    return run_failure(what + *why, replug, kExitRunFailed);
+  return run_failure(what + "syncing the store: " + std::strerror(err),
+                     "`togo fsck` checks the store", kExitRunFailed);
 }
 
 std::unexpected<Error> launch_error(runtime::LaunchFailure f, const std::string& name) {
