@@ -204,40 +204,104 @@ void jump_over(Code& out, uint16_t op, uint32_t k, size_t skip, bool when) {
   if (!near) out.push_back(BPF_STMT(BPF_JMP | BPF_JA, static_cast<uint32_t>(skip)));
 }
 
-// The instructions that decide one range; each ends in a return.
-Code leaf(const Range& r) {
-  switch (r.rule) {
-    case Rule::kAllow: return {ret(kRetAllow)};
-    case Rule::kDeny: return {ret(kRetEperm)};
-    case Rule::kUnknown: return {ret(kRetEnosys)};
-    case Rule::kClone:
-      return {BPF_STMT(BPF_LD | BPF_W | BPF_ABS, arg_low(0)),
-              BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, kNamespaceFlags, 0, 1), ret(kRetEperm),
-              ret(kRetAllow)};
-    case Rule::kArgs: {
-      const ArgRule& a = *r.args;
-      Code c = {BPF_STMT(BPF_LD | BPF_W | BPF_ABS, arg_low(a.arg))};
-      // Each match jumps to the last instruction; no match falls to the one before.
-      for (int j = 0; j < a.count; j++)
-        c.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, a.values[j],
-                             static_cast<uint8_t>(a.count - j), 0));
-      c.push_back(ret(a.listed_allowed ? kRetEperm : kRetAllow));
-      c.push_back(ret(a.listed_allowed ? kRetAllow : kRetEperm));
-      return c;
-    }
+// A block is built with symbolic jump targets, resolved once its length is
+// known: the returns every leaf may end in are kept once, at the block's end,
+// and jumped to, rather than repeated at each leaf. The kernel translates
+// and compiles a filter at each install, in time that grows with its
+// length; shared returns halve it.
+enum class Ret : uint8_t { kAllow, kEperm, kEnosys };
+constexpr uint32_t kRetActions[] = {kRetAllow, kRetEperm, kRetEnosys};
+
+// Where a conditional jump goes: an instruction of the block by index, or
+// one of the shared returns.
+struct Target {
+  int index = -1;
+  Ret ret = Ret::kEperm;
+};
+Target to(Ret r) { return {-1, r}; }
+
+struct Insn {
+  sock_filter f;
+  Target jt, jf;  // conditional jumps only
+};
+
+struct Block {
+  std::vector<Insn> code;
+  int next() const { return static_cast<int>(code.size()); }
+  void load(uint32_t offset) {
+    code.push_back({BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offset), {}, {}});
   }
-  return {ret(kRetEperm)};
+  void jump(uint16_t op, uint32_t k, Target jt, Target jf) {
+    code.push_back({BPF_JUMP(BPF_JMP | op | BPF_K, k, 0, 0), jt, jf});
+  }
+};
+
+Ret simple_ret(Rule rule) {
+  return rule == Rule::kAllow ? Ret::kAllow : rule == Rule::kUnknown ? Ret::kEnosys : Ret::kEperm;
 }
 
-// A binary search on the syscall number (in the accumulator) over ranges.
-Code search(const std::vector<Range>& ranges, size_t lo, size_t hi) {
-  if (hi - lo == 1) return leaf(ranges[lo]);
+// Emits what decides one range, unless a shared return does; returns where
+// the decision starts.
+Target leaf(Block& b, const Range& r) {
+  Target start{b.next()};
+  switch (r.rule) {
+    case Rule::kAllow:
+    case Rule::kDeny:
+    case Rule::kUnknown: return to(simple_ret(r.rule));
+    case Rule::kClone:
+      b.load(arg_low(0));
+      b.jump(BPF_JSET, kNamespaceFlags, to(Ret::kEperm), to(Ret::kAllow));
+      return start;
+    case Rule::kArgs: {
+      const ArgRule& a = *r.args;
+      Ret listed = a.listed_allowed ? Ret::kAllow : Ret::kEperm;
+      Ret other = a.listed_allowed ? Ret::kEperm : Ret::kAllow;
+      b.load(arg_low(a.arg));
+      for (int j = 0; j < a.count; j++)
+        b.jump(BPF_JEQ, a.values[j], to(listed),
+               j + 1 < a.count ? Target{b.next() + 1} : to(other));
+      return start;
+    }
+  }
+  return to(Ret::kEperm);
+}
+
+// A binary search on the syscall number (in the accumulator) over ranges;
+// returns where it starts.
+Target search(Block& b, const std::vector<Range>& ranges, size_t lo, size_t hi) {
+  if (hi - lo == 1) return leaf(b, ranges[lo]);
   size_t mid = lo + (hi - lo) / 2;
-  Code left = search(ranges, lo, mid), right = search(ranges, mid, hi);
+  int node = b.next();
+  b.jump(BPF_JGE, ranges[mid].first, {}, {});
+  Target left = search(b, ranges, lo, mid);
+  Target right = search(b, ranges, mid, hi);
+  b.code[static_cast<size_t>(node)].jt = right;
+  b.code[static_cast<size_t>(node)].jf = left;
+  return Target{node};
+}
+
+// The block's instructions with its shared returns appended and every
+// target turned into an offset; fails if one lies beyond a conditional
+// jump's reach (255 instructions).
+Result<Code> resolve(const Block& b) {
   Code out;
-  jump_over(out, BPF_JGE, ranges[mid].first, left.size(), true);
-  append(out, left);
-  append(out, right);
+  const int tail = b.next();
+  auto offset = [&](int from, Target t, uint8_t& field) {
+    int where = t.index >= 0 ? t.index : tail + static_cast<int>(t.ret);
+    int off = where - (from + 1);
+    if (off < 0 || off > 255) return false;
+    field = static_cast<uint8_t>(off);
+    return true;
+  };
+  for (int i = 0; i < tail; i++) {
+    sock_filter f = b.code[static_cast<size_t>(i)].f;
+    if (BPF_CLASS(f.code) == BPF_JMP && BPF_OP(f.code) != BPF_JA &&
+        (!offset(i, b.code[static_cast<size_t>(i)].jt, f.jt) ||
+         !offset(i, b.code[static_cast<size_t>(i)].jf, f.jf)))
+      return error("building the seccomp filter: a jump reaches beyond 255 instructions");
+    out.push_back(f);
+  }
+  for (uint32_t action : kRetActions) out.push_back(ret(action));
   return out;
 }
 
@@ -365,9 +429,12 @@ Result<SeccompProgram> build_default_filter(bool privileged) {
   SeccompProgram p;
   p.code.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kArchOffset));
   for (uint32_t arch : arches) {
-    Code block = {BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kNrOffset)};
+    Block b;
+    b.load(kNrOffset);
     std::vector<Range> ranges = ranges_for(arch, privileged);
-    append(block, search(ranges, 0, ranges.size()));
+    if (Target first = search(b, ranges, 0, ranges.size()); first.index < 0)
+      b.jump(BPF_JEQ, 0, first, first);  // one range for every number: its return
+    Code block = TRY(resolve(b));
     // SECURITY: syscall numbers mean something only with their architecture.
     jump_over(p.code, BPF_JEQ, arch, block.size(), false);
     append(p.code, block);

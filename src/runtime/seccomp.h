@@ -63,7 +63,7 @@ struct SeccompProgram {
 
 /// Builds the default filter for this machine's architecture and its
 /// 32-bit compat one (x86_64 + i386, or arm64 + arm). Pure computation over
-/// libseccomp's syscall tables, about 0.3 ms; ~400 instructions. Fails only
+/// libseccomp's syscall tables, about 0.3 ms; ~220 instructions. Fails only
 /// if libseccomp does not know the architecture.
 Result<SeccompProgram> build_default_filter(bool privileged);
 
