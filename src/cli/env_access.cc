@@ -259,19 +259,20 @@ std::expected<std::optional<runtime::StartedEnv>, runtime::LaunchFailure> start_
     net_opts.helpers = {net::HelperKind::kSlirp4netns};
     net_opts.env_exit_fd = net_exit_r.get();
   }
-  cfg.before_setup = [&](pid_t pid) -> Result<void> {
-    if (!cgroup->empty()) TRY(cgroup->add(pid));
-    if (net_exit_r.valid()) {
-      auto net = net::UserNet::start(pid, net_opts);
-      if (!net && net.error().kind != ErrorKind::kFailed)
-        return std::unexpected(std::move(net.error()).context("private network"));
-      if (!net)  // a helper missing, no /dev/net/tun, or a helper that would not start
-        return std::unexpected(host_check::point_at(
-            std::move(net.error()).context("private network"), host_check::kNetHelpers));
-      net->release();
-    }
-    return {};
-  };
+  if (!cgroup->empty() || net_exit_r.valid())
+    cfg.before_setup = [&](pid_t pid) -> Result<void> {
+      if (!cgroup->empty()) TRY(cgroup->add(pid));
+      if (net_exit_r.valid()) {
+        auto net = net::UserNet::start(pid, net_opts);
+        if (!net && net.error().kind != ErrorKind::kFailed)
+          return std::unexpected(std::move(net.error()).context("private network"));
+        if (!net)  // a helper missing, no /dev/net/tun, or a helper that would not start
+          return std::unexpected(host_check::point_at(
+              std::move(net.error()).context("private network"), host_check::kNetHelpers));
+        net->release();
+      }
+      return {};
+    };
   bool overlay = e.env.rootfs != "copy";
   if (overlay)
     if (auto r = store::retire_overlay_work(e.dir.get()); !r) return fail(std::move(r.error()));

@@ -328,6 +328,7 @@ void rename_self() {
 
 void child_main(const Plan& plan, const ChildFds& fds) {
   char go;
+  if (fds.sync_w >= 0) ::close(fds.sync_w);
   if (::read(fds.sync, &go, 1) != 1) ::_exit(125);  // the parent is gone
   ::close(fds.sync);
 

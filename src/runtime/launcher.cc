@@ -110,10 +110,19 @@ std::expected<StartedEnv, LaunchFailure> start_env(const Plan& plan, const Start
   if (auto r = sys::pipe(report); !r) return fail125(r.error());
   Fd report_r(report[0]), report_w(report[1]);
 
+  // With nothing to do between clone and setup (no id maps to write, no
+  // cgroup or network to join), the go-ahead is there before the child
+  // looks: it does not sleep, to be woken a moment later.
+  bool wait_for_parent = plan.rootless || cfg.before_setup;
+  if (!wait_for_parent) {
+    (void)!::write(sync_w.get(), "g", 1);
+    sync_w.reset();
+  }
   long pid = ::syscall(SYS_clone, plan.clone_flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
   if (pid == 0) {
-    ChildFds fds{sync_r.get(), report_w.get(), listen->get(), cfg.first,   log->get(),
-                 cfg.lock,     cfg.hold,       cfg.drive,      cfg.persistent, cfg.linger_ms};
+    ChildFds fds{sync_r.get(), sync_w.get(),   report_w.get(), listen->get(),
+                 cfg.first,    log->get(),     cfg.lock,       cfg.hold,
+                 cfg.drive,    cfg.persistent, cfg.linger_ms};
     child_main(plan, fds);
   }
   int clone_err = errno;
@@ -148,8 +157,10 @@ std::expected<StartedEnv, LaunchFailure> start_env(const Plan& plan, const Start
       return fail125(std::move(r.error()));
     }
   }
-  (void)!::write(sync_w.get(), "g", 1);
-  sync_w.reset();
+  if (wait_for_parent) {
+    (void)!::write(sync_w.get(), "g", 1);
+    sync_w.reset();
+  }
 
   // kReady (or EOF): every step succeeded and init serves the control socket.
   ChildReport rep{};

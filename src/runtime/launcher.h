@@ -39,7 +39,8 @@ struct StartConfig {
   bool persistent = false;  // `togo start`: stay up without sessions
   int linger_ms = 0;        // otherwise: stay up this long after the last session
   /// Called with init's pid after clone, before init does anything (e.g. to
-  /// put it in the env's cgroup, which every session then inherits).
+  /// put it in the env's cgroup, which every session then inherits). Left
+  /// empty where there is nothing to do: init then does not wait for it.
   std::function<Result<void>(pid_t)> before_setup;
 };
 
