@@ -91,12 +91,13 @@ int apply_caps(const CapSet& keep, int last_cap) {
   // effective set: a capability dropped here can never come back, not
   // through setuid root binaries nor file capabilities.
   for (int cap = 0; cap <= last_cap; cap++) {
-    if (keep.has(cap)) continue;
-    int present = ::prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
-    if (present < 0 && errno == EINVAL) continue;  // not known to this kernel
-    if (present < 0) return -1;
-    if (present == 0) continue;
-    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) return -1;
+    if (keep.has(cap) || ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0) continue;
+    if (errno == EINVAL) continue;  // not known to this kernel
+    // Without CAP_SETPCAP only a capability already gone is not an error.
+    int err = errno;
+    if (::prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 0) continue;
+    errno = err;
+    return -1;
   }
   // SECURITY: no ambient capability survives exec.
   if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
