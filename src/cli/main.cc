@@ -4,11 +4,13 @@
 #include <string>
 #include <vector>
 
+#include "base/proc_title.h"
 #include "base/text.h"
 #include "cli/commands.h"
 
 int main(int argc, char** argv) {
   using namespace togo;
+  proc_title::remember(argc, argv);
   std::vector<std::string> args(argv + 1, argv + argc);
   auto inv = cli::parse(args, cli::verbs());
   auto report = [](const Error& e) {

@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/proc_title.h"
 #include "net/loopback.h"
 #include "runtime/caps.h"
 #include "runtime/init.h"
@@ -310,20 +311,6 @@ void close_all_except(int* keep, int n) {
   ::syscall(SYS_close_range, from, ~0U, 0);
 }
 
-// Shows "togo-init" as pid 1's command line in the env, instead of the
-// host's togo command line with its store path.
-void rename_self() {
-  ::prctl(PR_SET_NAME, "togo-init");
-  char buf[4096];
-  int fd = ::open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  ssize_t n = ::read(fd, buf, sizeof buf);
-  ::close(fd);
-  if (n <= 10 || !program_invocation_name) return;
-  std::memset(program_invocation_name, 0, static_cast<size_t>(n));
-  std::memcpy(program_invocation_name, "togo-init", 9);
-}
-
 }  // namespace
 
 void child_main(const Plan& plan, const ChildFds& fds) {
@@ -359,7 +346,9 @@ void child_main(const Plan& plan, const ChildFds& fds) {
     ::dup2(fds.log >= 0 ? fds.log : null, 2);
     ::close(null);
   }
-  rename_self();
+  // pid 1's command line in the env: "togo-init", not the host's togo
+  // command line with its store path.
+  proc_title::set("togo-init");
   // SECURITY: from here on nothing in the env gains privileges by exec, and
   // the capabilities and system calls are those container engines allow.
   if (plan.harden) {
