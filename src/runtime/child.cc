@@ -190,9 +190,32 @@ int mask_dir(int root, const Step& s, int& mask) {
   return rc;
 }
 
-// Performs one step; returns -1 with errno set on failure. `mask`: see mask_dir.
-int run_step(const Step& s, int store, int& root, int& mask) {
+// The directory the last device or symlink step went into, kept open for
+// the next one with the same parent (/dev has twelve). Any other step may
+// mount over it: it is dropped before one runs.
+struct ParentDir {
+  int fd = -1;
+  const std::string* path = nullptr;
+
+  int open(int root, const std::string& p) {
+    if (fd >= 0 && *path == p) return fd;
+    drop();
+    fd = open_in_root(root, p.c_str(), O_PATH | O_DIRECTORY);
+    if (fd >= 0) path = &p;
+    return fd;
+  }
+  void drop() {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+    path = nullptr;
+  }
+};
+
+// Performs one step; returns -1 with errno set on failure. `mask`: see
+// mask_dir. The umask is 0 while steps run.
+int run_step(const Step& s, int store, int& root, int& mask, ParentDir& dir) {
   char buf[32];
+  if (s.kind != StepKind::kDevice && s.kind != StepKind::kSymlink) dir.drop();
   switch (s.kind) {
     case StepKind::kMakePrivate:
       return ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
@@ -244,13 +267,10 @@ int run_step(const Step& s, int store, int& root, int& mask) {
       return rc;
     }
     case StepKind::kSymlink: {
-      int parent = open_in_root(root, s.parent.c_str(), O_PATH | O_DIRECTORY);
+      int parent = dir.open(root, s.parent);
       if (parent < 0) return -1;
       int rc = ::symlinkat(s.b.c_str(), parent, s.base.c_str());
-      int err = errno;
-      ::close(parent);
-      errno = err;
-      return rc < 0 && err == EEXIST ? 0 : rc;
+      return rc < 0 && errno == EEXIST ? 0 : rc;
     }
     case StepKind::kReadOnly: {
       int t = open_in_root(root, s.a.c_str(), O_PATH);
@@ -262,16 +282,9 @@ int run_step(const Step& s, int store, int& root, int& mask) {
       return rc;
     }
     case StepKind::kDevice: {
-      int parent = open_in_root(root, s.parent.c_str(), O_PATH | O_DIRECTORY);
+      int parent = dir.open(root, s.parent);
       if (parent < 0) return -1;
-      // Read and write for everyone, whatever the umask.
-      mode_t mask = ::umask(0);
-      int rc = ::mknodat(parent, s.base.c_str(), S_IFCHR | 0666, s.dev);
-      int err = errno;
-      ::umask(mask);
-      ::close(parent);
-      errno = err;
-      return rc;
+      return ::mknodat(parent, s.base.c_str(), S_IFCHR | 0666, s.dev);
     }
     case StepKind::kMaskDir:
       return mask_dir(root, s, mask);
@@ -325,10 +338,15 @@ void child_main(const Plan& plan, const ChildFds& fds) {
   int store = ::open(plan.store.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (store < 0 || ::fchdir(store) < 0) fail(fds.report, kStoreStep, errno);
   int root = -1, mask = -1;
+  ParentDir dir;
+  // What the steps make has the modes they give it (devices 0666), not the
+  // caller's umask; the command gets that umask back.
+  mode_t umask_before = ::umask(0);
   for (size_t i = 0; i < plan.steps.size(); i++)
-    if (run_step(plan.steps[i], store, root, mask) < 0 &&
+    if (run_step(plan.steps[i], store, root, mask, dir) < 0 &&
         !(plan.steps[i].optional && errno == ENOENT))
       fail(fds.report, static_cast<int32_t>(i), errno);
+  ::umask(umask_before);
   // SECURITY: init keeps no descriptor of the host's tree (the store, the
   // old root): a process in the env could otherwise reach it through
   // /proc/1/fd. What it keeps are sockets, the log and the env's lock file.
