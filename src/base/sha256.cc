@@ -1,5 +1,6 @@
 #include "base/sha256.h"
 
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <unistd.h>
 
@@ -16,7 +17,14 @@ struct Sha256::State {
   SHA256_CTX ctx;
 };
 
-Sha256::Sha256() : state_(new State) { SHA256_Init(&state_->ctx); }
+Sha256::Sha256() : state_(new State) {
+  // The low-level interface does not initialise OpenSSL, whose CPU probe
+  // picks the SHA instructions (see main.cc: the static build defers it).
+  // Any option makes the first call initialise (0 returns at once); this
+  // one also spares the exit a cleanup that frees what exit frees anyway.
+  OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr);
+  SHA256_Init(&state_->ctx);
+}
 Sha256::~Sha256() = default;
 
 void Sha256::update(const void* data, size_t size) { SHA256_Update(&state_->ctx, data, size); }
