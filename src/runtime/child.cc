@@ -92,29 +92,57 @@ int make_parents(int root, const char* path) {
   return 0;
 }
 
+// The directory the last step made something in, kept open for the next
+// one with the same parent (/dev has a dozen entries). A mount on it or on
+// one of its ancestors would hide what the descriptor names: it is dropped
+// then, and whenever the root changes.
+struct ParentDir {
+  int fd = -1;
+  const std::string* path = nullptr;
+
+  int open(int root, const std::string& p) {
+    if (fd >= 0 && *path == p) return fd;
+    drop();
+    fd = open_in_root(root, p.c_str(), O_PATH | O_DIRECTORY);
+    if (fd >= 0) path = &p;
+    return fd;
+  }
+  void mounting_on(const std::string& target) {
+    if (fd >= 0 && path->starts_with(target) &&
+        (path->size() == target.size() || (*path)[target.size()] == '/'))
+      drop();
+  }
+  void drop() {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+    path = nullptr;
+  }
+};
+
 // Opens a mount target, creating it (a directory or an empty file, and any
 // missing parent directory) if missing.
-int open_target(int root, const Step& s) {
+int open_target(int root, const Step& s, ParentDir& dir) {
   int fd = open_in_root(root, s.a.c_str(), O_PATH);
   if (fd >= 0 || errno != ENOENT || s.create == Create::kNone) return fd;
+  int parent = dir.open(root, s.parent);
   // An optional step only fills in a file where its directory exists.
-  if (s.parent != "." && !s.optional && make_parents(root, s.parent.c_str()) < 0) return -1;
-  int parent = open_in_root(root, s.parent.c_str(), O_PATH | O_DIRECTORY);
+  if (parent < 0 && errno == ENOENT && s.parent != "." && !s.optional) {
+    if (make_parents(root, s.parent.c_str()) < 0) return -1;
+    parent = dir.open(root, s.parent);
+  }
   if (parent < 0) return -1;
-  int rc;
+  // One component under a directory resolved inside the root, and no
+  // symlink followed: what is made is what is mounted on.
   if (s.create == Create::kDir) {
-    rc = ::mkdirat(parent, s.base.c_str(), 0755);
+    if (::mkdirat(parent, s.base.c_str(), 0755) == 0)
+      return ::openat(parent, s.base.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   } else {
-    rc = ::openat(parent, s.base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+    fd = ::openat(parent, s.base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                   0644);
-    if (rc >= 0) rc = ::close(rc);
+    if (fd >= 0) return fd;
   }
-  int err = errno;
-  ::close(parent);
-  if (rc < 0 && err != EEXIST) {
-    errno = err;
-    return -1;
-  }
+  // Already there after all: a symlink that led nowhere, made meanwhile.
+  if (errno != EEXIST) return -1;
   return open_in_root(root, s.a.c_str(), O_PATH);
 }
 
@@ -190,32 +218,21 @@ int mask_dir(int root, const Step& s, int& mask) {
   return rc;
 }
 
-// The directory the last device or symlink step went into, kept open for
-// the next one with the same parent (/dev has twelve). Any other step may
-// mount over it: it is dropped before one runs.
-struct ParentDir {
-  int fd = -1;
-  const std::string* path = nullptr;
-
-  int open(int root, const std::string& p) {
-    if (fd >= 0 && *path == p) return fd;
-    drop();
-    fd = open_in_root(root, p.c_str(), O_PATH | O_DIRECTORY);
-    if (fd >= 0) path = &p;
-    return fd;
-  }
-  void drop() {
-    if (fd >= 0) ::close(fd);
-    fd = -1;
-    path = nullptr;
-  }
-};
-
 // Performs one step; returns -1 with errno set on failure. `mask`: see
 // mask_dir. The umask is 0 while steps run.
 int run_step(const Step& s, int store, int& root, int& mask, ParentDir& dir) {
   char buf[32];
-  if (s.kind != StepKind::kDevice && s.kind != StepKind::kSymlink) dir.drop();
+  switch (s.kind) {
+    case StepKind::kDevice:
+    case StepKind::kSymlink:
+    case StepKind::kHostname:
+    case StepKind::kLoopbackUp: break;
+    case StepKind::kMountFs:
+    case StepKind::kBind:
+    case StepKind::kReadOnly:
+    case StepKind::kMaskDir: dir.mounting_on(s.a); break;
+    default: dir.drop();  // a new root
+  }
   switch (s.kind) {
     case StepKind::kMakePrivate:
       return ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
@@ -239,7 +256,7 @@ int run_step(const Step& s, int store, int& root, int& mask, ParentDir& dir) {
       root = ::openat(store, s.a.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       return root < 0 ? -1 : 0;
     case StepKind::kMountFs: {
-      int t = open_target(root, s);
+      int t = open_target(root, s, dir);
       if (t < 0) return -1;
       int rc = ::mount(s.b.c_str(), fd_path(buf, t), s.b.c_str(), s.flags,
                        s.c.empty() ? nullptr : s.c.c_str());
@@ -249,7 +266,7 @@ int run_step(const Step& s, int store, int& root, int& mask, ParentDir& dir) {
       return rc;
     }
     case StepKind::kBind: {
-      int t = open_target(root, s);
+      int t = open_target(root, s, dir);
       if (t < 0) return -1;
       // SECURITY: a share never covers /proc or /sys, even through a
       // symlink in the image that leads there.
