@@ -163,7 +163,9 @@ class Init {
         leaders_.erase(pid);
         if (own_ && pid == own_->command()) own_->command_ended(status);
       }
-      if (own_ && own_->ended()) end_own_session();
+      // No child at all: nothing of the command is left to look for.
+      bool none_left = pid < 0 && errno == ECHILD;
+      if (own_ && own_->ended()) end_own_session(none_left);
       break;
     }
   }
@@ -172,10 +174,11 @@ class Init {
   // every child of init that is not a leader (orphans come to pid 1; those
   // of other sessions go to their leaders). They are killed, and again at
   // each child's end, as their own children come to init; once none is
-  // left the host is told the status.
-  void end_own_session() {
+  // left the host is told the status. `none_left`: init has no child at
+  // all, which waitpid told, and /proc need not be read.
+  void end_own_session(bool none_left) {
     bool left = false;
-    for (pid_t pid : child_pids())
+    for (pid_t pid : none_left ? std::vector<pid_t>() : child_pids())
       if (!leaders_.contains(pid)) {
         ::kill(pid, SIGKILL);
         left = true;
