@@ -92,11 +92,21 @@ Result<void> send_message(int sock, MsgType type, const std::string& body,
 }
 
 Result<Message> recv_message(int sock) {
-  // Not zeroed: of a buffer this size only the pages a message fills are
-  // ever touched (messages are mostly tens of bytes).
+  // The message's length first (a peek takes no descriptors), so that the
+  // buffer fits it: messages are mostly tens of bytes, and one the size of
+  // the largest is an mmap and munmap each time.
   constexpr size_t kSize = sizeof(Header) + kMaxMessage;
-  std::unique_ptr<char[]> buf(new char[kSize]);
-  struct iovec iov = {buf.get(), kSize};
+  char first;
+  struct iovec peek_iov = {&first, 1};
+  struct msghdr peek = {};
+  peek.msg_iov = &peek_iov;
+  peek.msg_iovlen = 1;
+  ssize_t len;
+  do len = ::recvmsg(sock, &peek, MSG_PEEK | MSG_TRUNC);
+  while (len < 0 && errno == EINTR);
+  size_t size = len > 0 && static_cast<size_t>(len) < kSize ? static_cast<size_t>(len) : kSize;
+  std::unique_ptr<char[]> buf(new char[size]);
+  struct iovec iov = {buf.get(), size};
   struct msghdr msg = {};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
