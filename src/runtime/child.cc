@@ -93,9 +93,10 @@ int make_parents(int root, const char* path) {
 }
 
 // The directory the last step made something in, kept open for the next
-// one with the same parent (/dev has a dozen entries). A mount on it or on
-// one of its ancestors would hide what the descriptor names: it is dropped
-// then, and whenever the root changes.
+// one with the same parent (/dev has a dozen entries). A mount could hide
+// the directory the descriptor names: it is dropped before every step but
+// those that mount nothing or mount a file (which covers no directory,
+// wherever a symlink in the image leads).
 struct ParentDir {
   int fd = -1;
   const std::string* path = nullptr;
@@ -106,11 +107,6 @@ struct ParentDir {
     fd = open_in_root(root, p.c_str(), O_PATH | O_DIRECTORY);
     if (fd >= 0) path = &p;
     return fd;
-  }
-  void mounting_on(const std::string& target) {
-    if (fd >= 0 && path->starts_with(target) &&
-        (path->size() == target.size() || (*path)[target.size()] == '/'))
-      drop();
   }
   void drop() {
     if (fd >= 0) ::close(fd);
@@ -222,17 +218,10 @@ int mask_dir(int root, const Step& s, int& mask) {
 // mask_dir. The umask is 0 while steps run.
 int run_step(const Step& s, int store, int& root, int& mask, ParentDir& dir) {
   char buf[32];
-  switch (s.kind) {
-    case StepKind::kDevice:
-    case StepKind::kSymlink:
-    case StepKind::kHostname:
-    case StepKind::kLoopbackUp: break;
-    case StepKind::kMountFs:
-    case StepKind::kBind:
-    case StepKind::kReadOnly:
-    case StepKind::kMaskDir: dir.mounting_on(s.a); break;
-    default: dir.drop();  // a new root
-  }
+  bool keeps_dir = s.kind == StepKind::kDevice || s.kind == StepKind::kSymlink ||
+                   s.kind == StepKind::kHostname || s.kind == StepKind::kLoopbackUp ||
+                   (s.kind == StepKind::kBind && s.create != Create::kDir);
+  if (!keeps_dir) dir.drop();
   switch (s.kind) {
     case StepKind::kMakePrivate:
       return ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
