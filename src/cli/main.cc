@@ -19,7 +19,8 @@
 extern "C" void __real_OPENSSL_cpuid_setup();
 namespace {
 bool constructors_ran = false;
-__attribute__((constructor)) void note_constructors() { constructors_ran = true; }
+// The earliest priority: before any library's constructor could initialise OpenSSL.
+__attribute__((constructor(101))) void note_constructors() { constructors_ran = true; }
 }  // namespace
 extern "C" void __wrap_OPENSSL_cpuid_setup() {
   if (constructors_ran) __real_OPENSSL_cpuid_setup();

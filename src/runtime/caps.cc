@@ -93,9 +93,11 @@ int apply_caps(const CapSet& keep, int last_cap) {
   for (int cap = 0; cap <= last_cap; cap++) {
     if (keep.has(cap) || ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0) continue;
     if (errno == EINVAL) continue;  // not known to this kernel
-    // Without CAP_SETPCAP only a capability already gone is not an error.
+    // Without CAP_SETPCAP only a capability already gone (or one this
+    // kernel does not know, which it then reports as EPERM) is no error.
     int err = errno;
-    if (::prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 0) continue;
+    int present = ::prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+    if (present == 0 || (present < 0 && errno == EINVAL)) continue;
     errno = err;
     return -1;
   }

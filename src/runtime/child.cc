@@ -95,8 +95,8 @@ int make_parents(int root, const char* path) {
 // The directory the last step made something in, kept open for the next
 // one with the same parent (/dev has a dozen entries). A mount could hide
 // the directory the descriptor names: it is dropped before every step but
-// those that mount nothing or mount a file (which covers no directory,
-// wherever a symlink in the image leads).
+// those that mount nothing or bind a file (Create::kFile: a file covers no
+// directory, wherever a symlink in the image leads).
 struct ParentDir {
   int fd = -1;
   const std::string* path = nullptr;
@@ -220,7 +220,7 @@ int run_step(const Step& s, int store, int& root, int& mask, ParentDir& dir) {
   char buf[32];
   bool keeps_dir = s.kind == StepKind::kDevice || s.kind == StepKind::kSymlink ||
                    s.kind == StepKind::kHostname || s.kind == StepKind::kLoopbackUp ||
-                   (s.kind == StepKind::kBind && s.create != Create::kDir);
+                   (s.kind == StepKind::kBind && s.create == Create::kFile);
   if (!keeps_dir) dir.drop();
   switch (s.kind) {
     case StepKind::kMakePrivate:

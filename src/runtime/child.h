@@ -22,7 +22,8 @@ inline constexpr int32_t kHardenStep = -10;  // -10 no_new_privs, -11 caps, -12 
 
 /// What the child receives from the parent, by number.
 struct ChildFds {
-  int sync;    // read end: one byte once the parent has set up id maps
+  int sync;    // read end: one byte once the parent has set up id maps, cgroup
+               // and network (written before clone when there is none of them)
   int sync_w;  // its write end, or -1: closed first, so that a parent gone reads as EOF
   int report;  // write end for ChildReport; closed when the env is ready
   int listen;  // the env's control socket, listening

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <string>
 
 namespace togo::runtime {
@@ -32,11 +33,18 @@ TEST(Protocol, MessagesOfEverySizeArriveWholeWithTheirDescriptors) {
   ASSERT_TRUE(send_message(p.a.get(), MsgType::kStatus, big));
   ASSERT_TRUE(send_message(p.a.get(), MsgType::kStop, ""));
 
+  auto open_fds = [] {
+    int n = 0;
+    for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator("/proc/self/fd")) n++;
+    return n;
+  };
+  int before = open_fds();
   auto one = recv_message(p.b.get());
   ASSERT_TRUE(one) << one.error().message;
   EXPECT_EQ(one->type, MsgType::kSpawn);
   EXPECT_EQ(one->body, "small");
   ASSERT_EQ(one->fds.size(), 1u);
+  EXPECT_EQ(open_fds(), before + 1) << "the message's descriptor, and no other";
   ASSERT_EQ(::write(one->fds[0].get(), "!", 1), 1);  // the pipe's write end
   char c = 0;
   ASSERT_EQ(::read(r.get(), &c, 1), 1);

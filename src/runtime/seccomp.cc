@@ -165,6 +165,9 @@ constexpr ArgRule kArgRules[] = {
     // SECURITY: vsock is not namespaced; it reaches the hypervisor and VMs.
     {"socket", 0, false, {AF_VSOCK}, 1},
 };
+// A rule without values would leave its leaf without a return.
+static_assert(std::all_of(std::begin(kArgRules), std::end(kArgRules),
+                          [](const ArgRule& a) { return a.count > 0 && a.count <= 5; }));
 
 using Code = std::vector<sock_filter>;
 
@@ -210,7 +213,8 @@ void jump_over(Code& out, uint16_t op, uint32_t k, size_t skip, bool when) {
 // and compiles a filter at each install, in time that grows with its
 // length; shared returns halve it.
 enum class Ret : uint8_t { kAllow, kEperm, kEnosys };
-constexpr uint32_t kRetActions[] = {kRetAllow, kRetEperm, kRetEnosys};
+constexpr uint32_t kRetActions[] = {kRetAllow, kRetEperm, kRetEnosys};  // by Ret
+static_assert(static_cast<int>(Ret::kEnosys) + 1 == std::size(kRetActions));
 
 // Where a conditional jump goes: an instruction of the block by index, or
 // one of the shared returns.

@@ -63,8 +63,9 @@ struct SeccompProgram {
 
 /// Builds the default filter for this machine's architecture and its
 /// 32-bit compat one (x86_64 + i386, or arm64 + arm). Pure computation over
-/// libseccomp's syscall tables, about 0.3 ms; ~220 instructions. Fails only
-/// if libseccomp does not know the architecture.
+/// libseccomp's syscall tables, about 0.3 ms; ~220 instructions. Fails if
+/// libseccomp does not know the architecture, or if the profile outgrew the
+/// layout (a jump within one architecture's block past 255 instructions).
 Result<SeccompProgram> build_default_filter(bool privileged);
 
 /// Installs `program` on the calling thread. Allocation-free, for the child
