@@ -113,11 +113,12 @@ std::expected<StartedEnv, LaunchFailure> start_env(const Plan& plan, const Start
   // With nothing to do between clone and setup (no id maps to write, no
   // cgroup or network to join), the go-ahead is there before the child
   // looks: it does not sleep, to be woken a moment later.
-  bool wait_for_parent = plan.rootless || cfg.before_setup;
-  if (!wait_for_parent) {
+  auto go_ahead = [&] {
     (void)!::write(sync_w.get(), "g", 1);
     sync_w.reset();
-  }
+  };
+  bool wait_for_parent = plan.rootless || cfg.before_setup;
+  if (!wait_for_parent) go_ahead();
   long pid = ::syscall(SYS_clone, plan.clone_flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
   if (pid == 0) {
     ChildFds fds{sync_r.get(), sync_w.get(),   report_w.get(), listen->get(),
@@ -157,10 +158,7 @@ std::expected<StartedEnv, LaunchFailure> start_env(const Plan& plan, const Start
       return fail125(std::move(r.error()));
     }
   }
-  if (wait_for_parent) {
-    (void)!::write(sync_w.get(), "g", 1);
-    sync_w.reset();
-  }
+  if (wait_for_parent) go_ahead();
 
   // kReady (or EOF): every step succeeded and init serves the control socket.
   ChildReport rep{};
